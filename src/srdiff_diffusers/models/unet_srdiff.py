@@ -1,0 +1,253 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""The conditional noise predictor of SRDiff (Li et al., 2021), as a diffusers model."""
+
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.unets.unet_2d import UNet2DOutput
+
+
+def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    # SRDiff pads by reflection, not zeros; `padding_mode="reflect"` is numerically the same as
+    # `ReflectionPad2d(1)` followed by an unpadded convolution.
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, padding_mode="reflect")
+
+
+class SRDiffResnetBlock2D(nn.Module):
+    r"""
+    The residual block of SRDiff: reflection-padded 3x3 convolutions with Mish, no normalisation.
+
+    Args:
+        in_channels (`int`): Channels of the input.
+        out_channels (`int`): Channels of the output.
+        temb_channels (`int`): Size of the time embedding, added per channel after the first convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, temb_channels: int):
+        super().__init__()
+        self.conv1 = _conv3x3(in_channels, out_channels)
+        self.time_emb_proj = nn.Linear(temb_channels, out_channels)
+        self.conv2 = _conv3x3(out_channels, out_channels)
+        self.nonlinearity = nn.Mish()
+        self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    def forward(self, hidden_states: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        residual = hidden_states if self.conv_shortcut is None else self.conv_shortcut(hidden_states)
+        hidden_states = self.nonlinearity(self.conv1(hidden_states))
+        hidden_states = hidden_states + self.time_emb_proj(self.nonlinearity(temb))[:, :, None, None]
+        hidden_states = self.nonlinearity(self.conv2(hidden_states))
+        return hidden_states + residual
+
+
+class SRDiffDownBlock2D(nn.Module):
+    r"""Two residual blocks, then (except at the lowest resolution) a reflection-padded stride-2 convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, temb_channels: int, add_downsample: bool):
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            [
+                SRDiffResnetBlock2D(in_channels, out_channels, temb_channels),
+                SRDiffResnetBlock2D(out_channels, out_channels, temb_channels),
+            ]
+        )
+        self.downsampler = _conv3x3(out_channels, out_channels, stride=2) if add_downsample else None
+
+
+class SRDiffUpBlock2D(nn.Module):
+    r"""Concatenate the skip, two residual blocks, then a 4x4 stride-2 transposed convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, temb_channels: int):
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            [
+                SRDiffResnetBlock2D(in_channels, out_channels, temb_channels),
+                SRDiffResnetBlock2D(out_channels, out_channels, temb_channels),
+            ]
+        )
+        self.upsampler = nn.ConvTranspose2d(out_channels, out_channels, 4, stride=2, padding=1)
+
+
+class SRDiffUNet2DModel(ModelMixin, ConfigMixin):
+    r"""
+    The conditional noise predictor of SRDiff. It predicts the noise in a diffused HR residual, conditioned on
+    low-resolution features of an [`RRDBEncoder`], which a transposed convolution projects to HR size and adds to
+    the hidden state after the first contracting step.
+
+    The architecture follows the authors' implementation exactly (Mish, reflection padding, no normalisation,
+    sinusoidal time embedding, three expansive steps for four contracting ones; the first level's skip is unused),
+    so that their checkpoints convert without loss.
+
+    Parameters:
+        in_channels (`int`, *optional*, defaults to 3): Channels of the noisy residual.
+        out_channels (`int`, *optional*, defaults to 3): Channels of the predicted noise.
+        block_out_channels (`Tuple[int]`, *optional*, defaults to `(64, 128, 192, 256)`):
+            Width of each contracting step (the paper's `c * m_i`). The first is the base width `c`, which is also
+            the size of the time embedding.
+        condition_channels (`int`, *optional*, defaults to 96):
+            Channels of the encoder condition (`RRDBEncoder.config.condition_channels`).
+        upscale_factor (`int`, *optional*, defaults to 4): SR scale; sets the condition projection's kernel (`2s`),
+            stride (`s`) and padding (`s // 2`).
+
+    Example:
+
+    ```py
+    >>> import torch
+    >>> from srdiff_diffusers import SRDiffUNet2DModel
+
+    >>> unet = SRDiffUNet2DModel(block_out_channels=(8, 16, 16, 32), condition_channels=8, upscale_factor=4)
+    >>> noise = unet(torch.randn(1, 3, 32, 32), 10, torch.randn(1, 8, 8, 8)).sample
+    >>> noise.shape
+    torch.Size([1, 3, 32, 32])
+    ```
+    """
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        block_out_channels: Tuple[int, ...] = (64, 128, 192, 256),
+        condition_channels: int = 96,
+        upscale_factor: int = 4,
+    ):
+        super().__init__()
+        if len(block_out_channels) < 2:
+            raise ValueError(
+                f"`block_out_channels` needs at least two levels, got {tuple(block_out_channels)}."
+            )
+        if upscale_factor < 2 or upscale_factor % 2:
+            # The projection (kernel 2s, stride s, padding s // 2) gives exactly s * H only for even s.
+            raise ValueError(f"`upscale_factor` must be an even integer >= 2, got {upscale_factor}.")
+        base = block_out_channels[0]
+        if base % 2 or base < 4:
+            raise ValueError(f"`block_out_channels[0]` sets the time embedding size and must be even and >= 4, got {base}.")
+
+        # 1. time: sin half then cos half, frequencies exp(-log(10000) * i / (c/2 - 1)), then an MLP with Mish.
+        self.time_proj = Timesteps(base, flip_sin_to_cos=False, downscale_freq_shift=1)
+        self.time_embedding = TimestepEmbedding(base, base * 4, act_fn="mish", out_dim=base)
+
+        # 2. condition: LR features to HR size and base width.
+        self.condition_projection = nn.ConvTranspose2d(
+            condition_channels, base, 2 * upscale_factor, stride=upscale_factor, padding=upscale_factor // 2
+        )
+
+        # 3. contracting path
+        widths = [in_channels, *block_out_channels]
+        self.down_blocks = nn.ModuleList(
+            [
+                SRDiffDownBlock2D(widths[i], widths[i + 1], base, add_downsample=i < len(block_out_channels) - 1)
+                for i in range(len(block_out_channels))
+            ]
+        )
+
+        # 4. middle
+        mid = block_out_channels[-1]
+        self.mid_block = nn.ModuleList([SRDiffResnetBlock2D(mid, mid, base), SRDiffResnetBlock2D(mid, mid, base)])
+
+        # 5. expansive path: one step fewer than the contracting one, so the first level's skip is never used.
+        self.up_blocks = nn.ModuleList(
+            [
+                SRDiffUpBlock2D(block_out_channels[i + 1] * 2, block_out_channels[i], base)
+                for i in reversed(range(len(block_out_channels) - 1))
+            ]
+        )
+
+        # 6. output
+        self.conv_norm_out = _conv3x3(base, base)  # no normalisation in SRDiff; kept as a pad/conv/Mish block
+        self.conv_act = nn.Mish()
+        self.conv_out = nn.Conv2d(base, out_channels, 1)
+
+    @property
+    def sample_size_multiple(self) -> int:
+        """HR height and width must be multiples of this (one halving per contracting step but the last)."""
+        return 2 ** (len(self.config.block_out_channels) - 1)
+
+    def project_condition(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        r"""
+        Projects encoder features to HR size. The projection does not depend on the timestep, so a sampler can
+        compute it once per image and pass it as `projected_condition` to every [`~SRDiffUNet2DModel.forward`].
+        """
+        return self.condition_projection(encoder_hidden_states)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: Union[torch.Tensor, float, int],
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        return_dict: bool = True,
+        projected_condition: Optional[torch.Tensor] = None,
+    ) -> Union[UNet2DOutput, Tuple[torch.Tensor]]:
+        r"""
+        Args:
+            sample (`torch.Tensor` of shape `(batch, in_channels, H, W)`): The noisy residual; `H` and `W` must be
+                multiples of [`~SRDiffUNet2DModel.sample_size_multiple`].
+            timestep (`torch.Tensor`, `float` or `int`): The diffusion step: a number, a 0-d tensor or one per sample.
+            encoder_hidden_states (`torch.Tensor` of shape `(batch, condition_channels, H / s, W / s)`):
+                The condition from [`RRDBEncoder.encode`].
+            return_dict (`bool`, *optional*, defaults to `True`): Return a [`UNet2DOutput`] instead of a tuple.
+            projected_condition (`torch.Tensor`, *optional*): The output of
+                [`~SRDiffUNet2DModel.project_condition`], used instead of `encoder_hidden_states` when given.
+
+        Returns:
+            [`UNet2DOutput`] or `tuple`: the predicted noise.
+        """
+        if projected_condition is None:
+            if encoder_hidden_states is None:
+                raise ValueError("Pass `encoder_hidden_states` (from `RRDBEncoder.encode`) or `projected_condition`.")
+            projected_condition = self.project_condition(encoder_hidden_states)
+        multiple = self.sample_size_multiple
+        if sample.shape[-2] % multiple or sample.shape[-1] % multiple:
+            raise ValueError(
+                f"`sample` height and width must be multiples of {multiple}, got {tuple(sample.shape[-2:])}; "
+                "pad the image first (SRDiffPipeline does this for you)."
+            )
+        if projected_condition.shape[-2:] != sample.shape[-2:]:
+            raise ValueError(
+                f"The projected condition has size {tuple(projected_condition.shape[-2:])} but `sample` has "
+                f"{tuple(sample.shape[-2:])}: the encoder features must be {self.config.upscale_factor}x smaller "
+                "than the sample."
+            )
+
+        # 1. time
+        timesteps = timestep
+        if not torch.is_tensor(timesteps):
+            timesteps = torch.tensor([timesteps], dtype=torch.float32, device=sample.device)
+        elif timesteps.ndim == 0:
+            timesteps = timesteps[None].to(sample.device)
+        timesteps = timesteps.float().expand(sample.shape[0])
+        temb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
+
+        # 2. contracting path, adding the condition after the first step's residual blocks
+        hidden_states = sample
+        skips = []
+        for i, block in enumerate(self.down_blocks):
+            for resnet in block.resnets:
+                hidden_states = resnet(hidden_states, temb)
+            if i == 0:
+                hidden_states = hidden_states + projected_condition
+            skips.append(hidden_states)
+            if block.downsampler is not None:
+                hidden_states = block.downsampler(hidden_states)
+
+        # 3. middle
+        for resnet in self.mid_block:
+            hidden_states = resnet(hidden_states, temb)
+
+        # 4. expansive path
+        for block in self.up_blocks:
+            hidden_states = torch.cat([hidden_states, skips.pop()], dim=1)
+            for resnet in block.resnets:
+                hidden_states = resnet(hidden_states, temb)
+            hidden_states = block.upsampler(hidden_states)
+
+        # 5. output
+        sample = self.conv_out(self.conv_act(self.conv_norm_out(hidden_states)))
+        if not return_dict:
+            return (sample,)
+        return UNet2DOutput(sample=sample)

@@ -1,0 +1,3 @@
+from .pipeline_srdiff import SRDiffPipeline, default_scheduler
+
+__all__ = ["SRDiffPipeline", "default_scheduler"]

@@ -1,0 +1,292 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""SRDiff: single-image super-resolution with diffusion probabilistic models (Li et al., 2021)."""
+
+import inspect
+import math
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, DiffusionPipeline, ImagePipelineOutput
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import replace_example_docstring
+from diffusers.utils.torch_utils import randn_tensor
+
+from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
+from ..models.rrdb_encoder import RRDBEncoder
+from ..models.unet_srdiff import SRDiffUNet2DModel
+
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from PIL import Image
+        >>> from diffusers import DPMSolverMultistepScheduler
+        >>> from srdiff_diffusers import SRDiffPipeline
+
+        >>> pipe = SRDiffPipeline.from_pretrained("path/to/srdiff-model")  # a local folder or a Hub id
+        >>> low_res = Image.open("photo.png")
+        >>> image = pipe(low_res, generator=torch.Generator().manual_seed(0)).images[0]
+
+        >>> # 20 steps instead of 100
+        >>> pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        >>> image = pipe(low_res, num_inference_steps=20).images[0]
+        ```
+"""
+
+OUTPUT_TYPES = ("pil", "np", "pt", "raw")
+
+
+def default_scheduler() -> DDPMScheduler:
+    """The schedule of the paper: T = 100, cosine betas, DDPM posterior with the predicted x0 clipped to [-1, 1]."""
+    return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+
+
+class SRDiffPipeline(DiffusionPipeline):
+    r"""
+    Pipeline for single-image super-resolution with SRDiff (Algorithm 2 of the paper): the LR image is encoded once
+    by an RRDB encoder, the residual between the HR image and the MATLAB-bicubic upscaled LR image is denoised from
+    Gaussian noise by a conditional U-Net, then added back.
+
+    This model inherits from [`DiffusionPipeline`]. Load it with `SRDiffPipeline.from_pretrained(...)`: diffusers
+    resolves third-party pipeline classes only through `custom_pipeline`, so `DiffusionPipeline.from_pretrained`
+    does not find this one.
+
+    Args:
+        unet ([`SRDiffUNet2DModel`]): The conditional noise predictor.
+        encoder ([`RRDBEncoder`]): The LR encoder.
+        scheduler ([`SchedulerMixin`]): Any diffusers scheduler for epsilon prediction (DDPM, DDIM,
+            DPMSolverMultistep, UniPC, EulerAncestral, ...); defaults to the paper's DDPM schedule.
+        residual_rescale (`float`, *optional*, defaults to 2.0): The diffused signal is `(HR - up(LR)) * rescale`.
+        lr_upscale_divisor (`float`, *optional*, defaults to 255.0): up(LR) is computed from `uint8 / divisor`.
+            255 is exact; the authors' data code used 256, so their released weights expect it (converted
+            checkpoints set 256).
+    """
+
+    model_cpu_offload_seq = "encoder->unet"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        unet: SRDiffUNet2DModel,
+        encoder: RRDBEncoder,
+        scheduler: Optional[SchedulerMixin] = None,
+        residual_rescale: float = 2.0,
+        lr_upscale_divisor: float = 255.0,
+    ):
+        super().__init__()
+        if scheduler is None:
+            scheduler = default_scheduler()
+        self._check_components(unet, encoder, scheduler)
+        self.register_modules(unet=unet, encoder=encoder, scheduler=scheduler)
+        self.register_to_config(residual_rescale=residual_rescale, lr_upscale_divisor=lr_upscale_divisor)
+
+    @staticmethod
+    def _check_components(unet, encoder, scheduler) -> None:
+        if not isinstance(unet, SRDiffUNet2DModel):
+            raise TypeError(f"`unet` must be an SRDiffUNet2DModel, got {type(unet).__name__}.")
+        if not isinstance(encoder, RRDBEncoder):
+            raise TypeError(f"`encoder` must be an RRDBEncoder, got {type(encoder).__name__}.")
+        if unet.config.upscale_factor != encoder.config.upscale_factor:
+            raise ValueError(
+                f"Scale mismatch: the unet upscales x{unet.config.upscale_factor} but the encoder "
+                f"x{encoder.config.upscale_factor}; use an encoder and a unet trained together."
+            )
+        if unet.config.condition_channels != encoder.condition_channels:
+            raise ValueError(
+                f"The unet expects {unet.config.condition_channels} condition channels but the encoder gives "
+                f"{encoder.condition_channels}; use an encoder and a unet trained together."
+            )
+        prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
+        if prediction_type != "epsilon":
+            raise ValueError(
+                f"SRDiff predicts noise, but the scheduler is set to prediction_type={prediction_type!r}; create it "
+                "with `Scheduler.from_config(pipe.scheduler.config)` or set prediction_type='epsilon'."
+            )
+
+    @property
+    def upscale_factor(self) -> int:
+        return self.unet.config.upscale_factor
+
+    def check_inputs(self, num_inference_steps, output_type, num_images_per_prompt, callback_inputs):
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        train_steps = self.scheduler.config.num_train_timesteps
+        if num_inference_steps > train_steps:
+            raise ValueError(
+                f"`num_inference_steps` ({num_inference_steps}) cannot exceed the {train_steps} training timesteps."
+            )
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
+        if callback_inputs is not None and any(k not in self._callback_tensor_inputs for k in callback_inputs):
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` may contain only {self._callback_tensor_inputs}, got "
+                f"{callback_inputs}."
+            )
+
+    def pad_to_multiple(self, lr: torch.Tensor) -> torch.Tensor:
+        """Pads LR (reflect, bottom/right) so that its upscaled size suits the U-Net; never resamples."""
+        multiple = self.unet.sample_size_multiple
+        lr_multiple = multiple // math.gcd(multiple, self.upscale_factor)
+        height, width = lr.shape[-2:]
+        pad_h, pad_w = (-height) % lr_multiple, (-width) % lr_multiple
+        if pad_h == 0 and pad_w == 0:
+            return lr
+        # Reflection needs the pad to be smaller than the image; tiny images fall back to edge replication.
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        return F.pad(lr, (0, pad_w, 0, pad_h), mode=mode)
+
+    def upscale_bicubic(self, lr01: torch.Tensor) -> torch.Tensor:
+        """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1]."""
+        lr01 = lr01 * (255.0 / self.config.lr_upscale_divisor)
+        return imresize(lr01, scale=self.upscale_factor) * 2 - 1
+
+    def _denoise(
+        self,
+        lr01: torch.Tensor,
+        num_inference_steps: int,
+        num_samples: int,
+        generator,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+        extra_step_kwargs,
+        passes_generator,
+        progress_offset,
+    ) -> torch.Tensor:
+        """Algorithm 2 for one LR image; returns `num_samples` unclamped images in [-1, 1], (n, 3, H*s, W*s)."""
+        device, dtype = self._execution_device, self.unet.dtype
+        scale = self.upscale_factor
+        height, width = lr01.shape[-2:]
+
+        # 1. encode the (padded) LR image once; the condition projection does not depend on t either.
+        lr_padded = self.pad_to_multiple(lr01.to(device))
+        condition = self.encoder.encode((lr_padded * 2 - 1).to(self.encoder.dtype))
+        projected = self.unet.project_condition(condition.to(dtype))
+        projected = projected.expand(num_samples, -1, -1, -1)
+
+        # 2. noise for the residual, in float32 so the schedule arithmetic stays exact in reduced precision
+        shape = (num_samples, self.unet.config.out_channels, lr_padded.shape[-2] * scale, lr_padded.shape[-1] * scale)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        latents = latents * self.scheduler.init_noise_sigma
+
+        # 3. denoising loop
+        timesteps = self.scheduler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            model_input = self.scheduler.scale_model_input(latents, t)
+            noise_pred = self.unet(model_input.to(dtype), t, projected_condition=projected).sample
+            step_kwargs = dict(extra_step_kwargs, generator=generator) if passes_generator else extra_step_kwargs
+            latents = self.scheduler.step(noise_pred.float(), t, latents, **step_kwargs).prev_sample
+            if callback_on_step_end is not None:
+                callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                callback_outputs = callback_on_step_end(self, progress_offset + i, t, callback_kwargs)
+                latents = callback_outputs.pop("latents", latents)
+
+        # 4. residual back to an image: x0 / rescale + up(LR), cropped to the unpadded size
+        residual = latents[:, :, : height * scale, : width * scale].clamp(-1, 1) / self.config.residual_rescale
+        return residual + self.upscale_bicubic(lr01.to(device))
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        image: Union[PIL.Image.Image, np.ndarray, torch.Tensor, List] = None,
+        num_inference_steps: int = 100,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        num_images_per_prompt: int = 1,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Optional[Callable[[Any, int, int, Dict], Dict]] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+        eta: float = 0.0,
+    ) -> Union[ImagePipelineOutput, tuple]:
+        r"""
+        Super-resolves one or more images.
+
+        Args:
+            image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
+                LR images. PIL images in RGB, L, P, RGBA, LA or F mode; numpy uint8 or float in [0, 1], `HxW`,
+                `HxWxC` or `NxHxWxC`; torch float in [0, 1], `CxHxW` or `NxCxHxW`. Gray and palette images come back
+                in their mode, alpha is upscaled with bicubic. Any size works.
+            num_inference_steps (`int`, *optional*, defaults to 100): Denoising steps (100 = the paper's sampler).
+            generator (`torch.Generator` or `List[torch.Generator]`, *optional*): One generator, or one per output
+                image (`len(images) * num_images_per_prompt`), for reproducible samples.
+            num_images_per_prompt (`int`, *optional*, defaults to 1): Samples per LR image (SRDiff is diverse).
+            output_type (`str`, *optional*, defaults to `"pil"`): `"pil"`, `"np"` (`NxHxWxC` float in [0, 1]),
+                `"pt"` (`NxCxHxW` float in [0, 1]) or `"raw"` (`Nx3xHxW` RGB in [-1, 1], before clamping and
+                quantisation, as the authors' sampler returns it).
+            return_dict (`bool`, *optional*, defaults to `True`): Return an [`ImagePipelineOutput`] or a tuple.
+            callback_on_step_end (`Callable`, *optional*): Called after each step as
+                `callback_on_step_end(pipe, step, timestep, callback_kwargs)`; may return `{"latents": ...}`.
+            callback_on_step_end_tensor_inputs (`List[str]`, *optional*): Tensors passed in `callback_kwargs`.
+            eta (`float`, *optional*, defaults to 0.0): DDIM's eta; ignored by other schedulers.
+
+        Examples:
+
+        Returns:
+            [`~pipelines.ImagePipelineOutput`] or `tuple`: the images, in input order, `num_images_per_prompt`
+            consecutive samples per input. With inputs of different sizes, `"np"`/`"pt"`/`"raw"` give a list.
+        """
+        # 1. check inputs
+        self.check_inputs(num_inference_steps, output_type, num_images_per_prompt, callback_on_step_end_tensor_inputs)
+        prepared = prepare_images(image)
+        total = len(prepared) * num_images_per_prompt
+        if isinstance(generator, list) and len(generator) != total:
+            raise ValueError(
+                f"Got {len(generator)} generators for {total} output images ({len(prepared)} inputs x "
+                f"{num_images_per_prompt} per input); pass one generator or exactly {total}."
+            )
+        # Not every scheduler's `step` takes `eta` or `generator` (UniPC takes neither).
+        step_parameters = inspect.signature(self.scheduler.step).parameters
+        extra_step_kwargs = {"eta": eta} if "eta" in step_parameters else {}
+        passes_generator = "generator" in step_parameters
+
+        # 2. one image at a time: inputs may differ in size, and memory stays bounded by one image
+        results = []
+        for index, item in enumerate(prepared):
+            gen = generator
+            if isinstance(generator, list):
+                gen = generator[index * num_images_per_prompt : (index + 1) * num_images_per_prompt]
+                gen = gen[0] if len(gen) == 1 else gen
+            raw = self._denoise(
+                item.rgb,
+                num_inference_steps,
+                num_images_per_prompt,
+                gen,
+                callback_on_step_end,
+                callback_on_step_end_tensor_inputs,
+                extra_step_kwargs,
+                passes_generator,
+                progress_offset=index * len(self.scheduler.timesteps),
+            )
+            results.append((raw, item))
+
+        # 3. post-process
+        images = self._postprocess(results, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
+
+    def _postprocess(self, results: List[tuple], output_type: str):
+        if output_type == "raw":
+            outputs = [raw for raw, _ in results]
+        else:
+            outputs = []
+            for raw, item in results:
+                rgb01 = ((raw + 1) / 2).clamp(0, 1)
+                outputs.append((to_output_channels(rgb01, item, self.upscale_factor), item))
+            if output_type == "pil":
+                return [tensor_to_pil(img, item) for out, item in outputs for img in out]
+            outputs = [out.cpu() for out, _ in outputs]
+            if output_type == "np":
+                outputs = [out.permute(0, 2, 3, 1).numpy() for out in outputs]
+        if len({tuple(out.shape[1:]) for out in outputs}) == 1:
+            return np.concatenate(outputs) if output_type == "np" else torch.cat(outputs)
+        return [o for out in outputs for o in out]
+
