@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny SRDiff components (built after `torch.manual_seed(0)`) and the shared data folders."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, SRDiffUNet2DModel
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+DATASETS = SHARED / "datasets"
+REFERENCE = SHARED / "reference" / "original_srdiff"
+
+
+def tiny_components(scale: int = 4, seed: int = 0):
+    """A U-Net of widths (8, 16, 16, 32) and an RRDB of 8 features x 2 blocks: fast enough for CPU tests."""
+    torch.manual_seed(seed)
+    encoder = RRDBEncoder(num_features=8, num_blocks=2, upscale_factor=scale)
+    unet = SRDiffUNet2DModel(
+        block_out_channels=(8, 16, 16, 32), condition_channels=encoder.condition_channels, upscale_factor=scale
+    )
+    return unet.eval(), encoder.eval()
+
+
+def tiny_pipeline(scale: int = 4, seed: int = 0) -> SRDiffPipeline:
+    unet, encoder = tiny_components(scale, seed)
+    pipe = SRDiffPipeline(unet=unet, encoder=encoder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def pipe() -> SRDiffPipeline:
+    return tiny_pipeline()
+
+
+def require_dir(path: Path) -> Path:
+    """Skips the calling test, saying why, when a shared data folder is absent."""
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (shared data is not in this checkout's parent folder)")
+    return path
