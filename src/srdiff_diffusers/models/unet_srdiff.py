@@ -10,6 +10,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
+from .strict_loading import StrictLoadingMixin
+
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     # SRDiff pads by reflection, not zeros; `padding_mode="reflect"` is numerically the same as
@@ -71,7 +73,7 @@ class SRDiffUpBlock2D(nn.Module):
         self.upsampler = nn.ConvTranspose2d(out_channels, out_channels, 4, stride=2, padding=1)
 
 
-class SRDiffUNet2DModel(ModelMixin, ConfigMixin):
+class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""
     The conditional noise predictor of SRDiff. It predicts the noise in a diffused HR residual, conditioned on
     low-resolution features of an [`RRDBEncoder`], which a transposed convolution projects to HR size and adds to

@@ -67,6 +67,9 @@ class SRDiffPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "encoder->unet"
+    # `scheduler` has a default, so diffusers would otherwise treat it as a plain config value when loading and pass
+    # its `["diffusers", "DDPMScheduler"]` entry from model_index.json to `__init__` instead of the loaded scheduler.
+    _optional_components = ["scheduler"]
     _callback_tensor_inputs = ["latents"]
 
     def __init__(
