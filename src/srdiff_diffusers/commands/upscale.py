@@ -1,0 +1,281 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""`srdiff upscale`: super-resolve image files (or a bundled sample image) with an SRDiff pipeline."""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import PIL.Image
+import torch
+
+SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
+# Sample images bundled with scikit-image (no download): colour, gray and RGBA.
+SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "logo")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Modes the pipeline does not take but that convert without loss of meaning.
+_CONVERT_MODES = {
+    "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "La": "LA", "RGBa": "RGBA",
+    "PA": "RGBA",
+}
+
+RANDOM_WEIGHTS_WARNING = """
+################################################################################
+WARNING: no --model was given and no trained SRDiff model is installed, so this
+runs an SRDiff pipeline with RANDOM weights. The output is the bicubic upscale
+plus noise-like texture, NOT a real super-resolution. Pass a trained model:
+    srdiff upscale ... --model path/to/srdiff-folder   (or a Hugging Face Hub id)
+A folder comes from training, or from `srdiff convert` of an original SRDiff
+checkpoint.
+################################################################################
+"""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="Image files, or folders of images.")
+    parser.add_argument("-o", "--output-dir", required=True, help="Folder for the results (created if needed).")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="A saved SRDiffPipeline folder or a Hub id; defaults to the installed model if there is one.",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="Denoising steps (default: 100 for ddpm, 20 for the others)."
+    )
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default="ddpm", help="Sampler (default: ddpm, the paper's).")
+    parser.add_argument("--seed", type=int, default=None, help="Random seed for reproducible results.")
+    parser.add_argument("--num-samples", type=int, default=1, help="Samples per image (SRDiff is diverse).")
+    parser.add_argument("--overwrite", action="store_true", help="Replace existing output files.")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="Default: cuda when available.")
+    parser.add_argument(
+        "--sample",
+        choices=SAMPLES,
+        default=None,
+        help="Use a scikit-image sample image, downscaled by the model's scale (saved as <name>_lr.png) as input.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def collect_inputs(inputs: List[str]) -> List[Path]:
+    """Expands folders (their image files, sorted, not recursive) and checks that every file exists."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"input not found: {path}")
+    return files
+
+
+def read_image(path: Path):
+    """
+    Reads an image file for the pipeline: a PIL image in a mode it takes, or, for 16-bit gray files, a float array
+    in [0, 1] (so no precision is lost).
+    """
+    try:
+        with PIL.Image.open(path) as image:
+            image.load()
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot read {path}: not an image file, or a corrupt one ({error})") from None
+    if image.mode in _SIXTEEN_BIT_MODES:
+        array = np.asarray(image).astype(np.float64)
+        if array.min() < 0 or array.max() > 65535:
+            raise ValueError(f"cannot read {path}: {image.mode} values outside 0..65535")
+        return (array / 65535).astype(np.float32)
+    if image.mode in _CONVERT_MODES:
+        image = image.convert(_CONVERT_MODES[image.mode])
+    return image
+
+
+def load_sample(name: str, scale: int) -> Tuple[PIL.Image.Image, PIL.Image.Image]:
+    """A scikit-image sample image and its MATLAB-bicubic `1 / scale` downscale (uint8, as LR benchmarks are made)."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise ValueError("--sample needs scikit-image: pip install scikit-image") from None
+    from ..image_processing import imresize
+
+    array = np.asarray(getattr(skimage.data, name)())
+    hr = torch.from_numpy(np.ascontiguousarray(array))
+    hr = hr[None] if hr.ndim == 2 else hr.permute(2, 0, 1)
+    lr = imresize(hr, scale=1 / scale)
+    lr = lr[0].numpy() if lr.shape[0] == 1 else lr.permute(1, 2, 0).numpy()
+    return PIL.Image.fromarray(array), PIL.Image.fromarray(lr)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the pipeline
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def default_model_path() -> Optional[str]:
+    """The trained model shipped with the package, if any."""
+    import srdiff_diffusers
+
+    path = getattr(srdiff_diffusers, "DEFAULT_MODEL_PATH", None)
+    return str(path) if path is not None and Path(path).is_dir() else None
+
+
+def load_pipeline(model: Optional[str]):
+    """Loads `model` (a folder or a Hub id); without one, the shipped model or, failing that, random weights."""
+    from ..models import RRDBEncoder, SRDiffUNet2DModel
+    from ..pipelines import SRDiffPipeline
+
+    if model is None:
+        model = default_model_path()
+    if model is None:
+        print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # the same random model every run, so --seed still reproduces outputs
+            return SRDiffPipeline(unet=SRDiffUNet2DModel(), encoder=RRDBEncoder())
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ValueError(
+                f"--model {model}: this folder has no model_index.json, so it is not a saved SRDiffPipeline "
+                "(make one with `pipe.save_pretrained(folder)` or `srdiff convert`)"
+            )
+    elif path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
+        # Not a folder and not shaped like a Hub id ("owner/name").
+        raise FileNotFoundError(f"--model {model}: no such model folder")
+    try:
+        return SRDiffPipeline.from_pretrained(str(path) if path.is_dir() else model)
+    except (OSError, ValueError) as error:
+        # Hub ids that cannot be resolved, incomplete folders, weights that do not match their config, ...
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = "" if path.is_dir() else " (a Hub id: is the id right, and is the Hub reachable or the model cached?)"
+        raise ValueError(f"could not load the model {model}{where}: {first_line}") from None
+
+
+def set_scheduler(pipe, name: str) -> None:
+    """Swaps the sampler, keeping the trained noise schedule; the fast ones start at the last training step."""
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+
+    if name == "ddpm":
+        if not isinstance(pipe.scheduler, DDPMScheduler):
+            pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        return
+    scheduler_class = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler}[name]
+    # With only 100 training steps, "leading" spacing would never start from pure noise (t = 99).
+    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def save_atomically(image: PIL.Image.Image, path: Path) -> None:
+    """Writes a PNG next to its destination, then renames it, so an interrupted run never leaves half a file."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            image.save(file, format="PNG")
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def output_names(stem: str, scale: int, num_samples: int) -> List[str]:
+    if num_samples == 1:
+        return [f"{stem}_x{scale}.png"]
+    return [f"{stem}_x{scale}_sample{k}.png" for k in range(num_samples)]
+
+
+def to_pil(result) -> PIL.Image.Image:
+    """A pipeline result to a PIL image: PIL passes through, float gray arrays (16-bit inputs) become 16-bit."""
+    if isinstance(result, PIL.Image.Image):
+        return result
+    array = np.asarray(result)
+    if array.ndim == 3 and array.shape[2] == 1:
+        return PIL.Image.fromarray(np.round(array[:, :, 0].clip(0, 1) * 65535).astype(np.uint16))
+    return PIL.Image.fromarray(np.round(array.clip(0, 1) * 255).astype(np.uint8))
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    if not args.inputs and args.sample is None:
+        raise ValueError("give at least one INPUT image or folder, or --sample NAME (e.g. --sample astronaut)")
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
+
+    # 1. inputs, checked before the (slow) model load
+    files = collect_inputs(args.inputs)
+    for path in files:
+        read_image(path)  # fail on an unreadable file now, not after the model load and earlier images
+    stems = [path.stem for path in files] + ([args.sample] if args.sample else [])
+    duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if duplicates:
+        raise ValueError(f"several inputs are named {duplicates[0]!r}; their outputs would overwrite each other")
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"-o {output_dir} is a file, not a folder")
+
+    # 2. the pipeline
+    pipe = load_pipeline(args.model)
+    set_scheduler(pipe, args.scheduler)
+    scale = pipe.upscale_factor
+    steps = args.steps or (100 if args.scheduler == "ddpm" else 20)
+    pipe.to(device)
+    pipe.set_progress_bar_config(leave=False, desc="denoising")
+
+    # 3. every output path is known now: refuse to overwrite before doing any work
+    jobs = [(path.stem, path) for path in files]
+    planned = {stem: output_names(stem, scale, args.num_samples) for stem, _ in jobs}
+    if args.sample:
+        planned[args.sample] = output_names(args.sample, scale, args.num_samples) + [f"{args.sample}_lr.png"]
+        jobs.append((args.sample, None))
+    if not args.overwrite:
+        for names in planned.values():
+            for name in names:
+                if (output_dir / name).exists():
+                    raise FileExistsError(f"{output_dir / name} exists; pass --overwrite to replace it")
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    # 4. super-resolve, one image at a time
+    for stem, path in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
+        if path is None:
+            _, image = load_sample(args.sample, scale)
+            save_atomically(image, output_dir / f"{args.sample}_lr.png")
+        else:
+            image = read_image(path)
+        generator = None
+        if args.seed is not None:
+            # One CPU generator per sample: sample k does not depend on --num-samples, and CPU and GPU agree.
+            generator = [torch.Generator("cpu").manual_seed(args.seed + k) for k in range(args.num_samples)]
+        output_type = "pil" if isinstance(image, PIL.Image.Image) else "np"
+        images = pipe(
+            image,
+            num_inference_steps=steps,
+            generator=generator,
+            num_images_per_prompt=args.num_samples,
+            output_type=output_type,
+        ).images
+        for result, name in zip(images, planned[stem]):
+            save_atomically(to_pil(result), output_dir / name)
+        written = ", ".join(str(output_dir / name) for name in planned[stem][: args.num_samples])
+        tqdm.write(f"{path if path is not None else 'sample ' + stem} -> {written}")
+    return 0
