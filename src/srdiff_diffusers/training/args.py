@@ -1,0 +1,103 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""Command-line arguments of `examples/train_srdiff.py`."""
+
+import argparse
+from typing import List, Optional, Tuple
+
+
+def _int_tuple(text: str) -> Tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as '32,64,64,128', got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Train SRDiff (Li et al., 2021): `--stage rrdb` pre-trains the RRDB encoder's SR head with L1, "
+        "then `--stage diffusion` trains the conditional noise predictor with the encoder frozen.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = parser.add_argument_group("stage and models")
+    g.add_argument("--stage", choices=("rrdb", "diffusion"), required=True, help="Which of the two stages to train.")
+    g.add_argument(
+        "--pretrained_encoder",
+        type=str,
+        default=None,
+        help="Stage `diffusion` (required): a folder with a trained RRDBEncoder (`save_pretrained` output, a stage-"
+        "rrdb output folder, or a pipeline folder with an `encoder` subfolder). Stage `rrdb`: optional warm start.",
+    )
+    g.add_argument("--upscale_factor", type=int, default=4, help="SR scale.")
+    g.add_argument("--rrdb_num_features", type=int, default=32, help="RRDB trunk width (paper: 32).")
+    g.add_argument("--rrdb_num_blocks", type=int, default=8, help="Number of RRDB blocks (paper: 8).")
+    g.add_argument(
+        "--unet_block_out_channels", type=_int_tuple, default=(64, 128, 192, 256),
+        help="U-Net widths, comma-separated (paper: 64,128,192,256).",
+    )
+
+    g = parser.add_argument_group("data")
+    g.add_argument("--train_data_dir", type=str, default=None, help="A folder of HR images (loaded as `imagefolder`).")
+    g.add_argument("--dataset_name", type=str, default=None, help="A `datasets` dataset name or path instead.")
+    g.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's configuration name.")
+    g.add_argument("--image_column", type=str, default="image", help="Column holding the HR images.")
+    g.add_argument("--cache_dir", type=str, default=None, help="Cache folder for `datasets`.")
+    g.add_argument("--resolution", type=int, default=160, help="HR patch size (paper: 160).")
+    g.add_argument(
+        "--preset", choices=("none", "faces"), default="none",
+        help="`faces`: center crop 178 and resize to 160 before cropping, as the paper's CelebA setup.",
+    )
+    g.add_argument("--no_augment", action="store_true", help="Disable random flips and 90-degree rotations.")
+    g.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading subprocesses.")
+    g.add_argument("--max_train_samples", type=int, default=None, help="Use only the first N images (debugging).")
+
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--train_batch_size", type=int, default=16, help="Batch size per device.")
+    g.add_argument("--max_train_steps", type=int, default=300000, help="Optimizer steps in total.")
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
+    g.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate (paper: 2e-4).")
+    g.add_argument("--lr_decay_steps", type=int, default=100000, help="Halve the learning rate every N steps.")
+    g.add_argument("--lr_decay_gamma", type=float, default=0.5, help="Learning-rate factor at each decay.")
+    g.add_argument("--adam_beta1", type=float, default=0.9)
+    g.add_argument("--adam_beta2", type=float, default=0.999)
+    g.add_argument("--adam_weight_decay", type=float, default=0.0)
+    g.add_argument("--max_grad_norm", type=float, default=10.0, help="Gradient-norm clipping (paper: 10).")
+    g.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
+                   help="Overrides `accelerate config`; default: what accelerate is configured with.")
+    g.add_argument("--use_ema", action="store_true", help="Keep an EMA of the trained model (diffusers EMAModel).")
+    g.add_argument("--ema_decay", type=float, default=0.999, help="EMA maximum decay.")
+    g.add_argument("--seed", type=int, default=0, help="Seed of weights, data order, crops, noise and timesteps.")
+
+    g = parser.add_argument_group("checkpoints and outputs")
+    g.add_argument("--output_dir", type=str, required=True, help="Where checkpoints and the final model go.")
+    g.add_argument("--overwrite_output_dir", action="store_true",
+                   help="Allow a final model to replace one already in `--output_dir`.")
+    g.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a resumable state every N steps.")
+    g.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most N checkpoints.")
+    g.add_argument("--resume_from_checkpoint", type=str, default=None,
+                   help="`latest` (the newest checkpoint-N in --output_dir; a fresh start if none) or a path.")
+    g.add_argument("--logging_steps", type=int, default=50, help="Log the mean loss every N steps.")
+    g.add_argument("--report_to", type=str, default="tensorboard", help="accelerate tracker, or `none`.")
+    g.add_argument("--tracker_project_name", type=str, default="srdiff")
+
+    g = parser.add_argument_group("validation")
+    g.add_argument("--validation_steps", type=int, default=None, help="Validate every N steps (and at the end).")
+    g.add_argument("--validation_data_dir", type=str, default=None,
+                   help="HR validation images; default: the last --num_validation_images training images, held out.")
+    g.add_argument("--num_validation_images", type=int, default=4, help="How many validation images.")
+    g.add_argument("--validation_crop", type=int, default=256,
+                   help="Center-crop validation HR images to at most this size (keeps validation fast); 0: full.")
+    g.add_argument("--validation_inference_steps", type=int, default=100, help="DDPM steps for validation.")
+
+    g = parser.add_argument_group("hub")
+    g.add_argument("--push_to_hub", action="store_true", help="Upload the final model and card with huggingface_hub.")
+    g.add_argument("--hub_model_id", type=str, default=None, help="Repository id, e.g. `user/srdiff-x4`.")
+    g.add_argument("--hub_token", type=str, default=None, help="Token; default: the cached login.")
+    return parser
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parses `argv` (default: `sys.argv[1:]`) into the namespace that [`main`] takes."""
+    return build_parser().parse_args(argv)

@@ -1,0 +1,259 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""Training data: HR images through `datasets`, random aligned HR/LR patches with the LR made on the fly."""
+
+import io
+import logging
+import os
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import PIL.Image
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..image_processing import imresize
+
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+FACE_CENTER_CROP = 178
+FACE_SIZE = 160
+
+
+@dataclass
+class ImageRecord:
+    """Where to read one HR image from: a local path, or the encoded bytes `datasets` stores."""
+
+    name: str
+    path: Optional[str] = None
+    data: Optional[bytes] = None
+
+    def open(self) -> PIL.Image.Image:
+        return PIL.Image.open(self.path if self.data is None else io.BytesIO(self.data))
+
+
+def _image_files(folder: str) -> List[str]:
+    found = []
+    for root, _, files in os.walk(folder):
+        found.extend(os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(found)
+
+
+def load_hr_images(
+    train_data_dir: Optional[str] = None,
+    dataset_name: Optional[str] = None,
+    dataset_config_name: Optional[str] = None,
+    image_column: str = "image",
+    cache_dir: Optional[str] = None,
+    max_samples: Optional[int] = None,
+) -> List[ImageRecord]:
+    r"""
+    Lists the HR images of a folder (as a `datasets` `imagefolder`) or of a `datasets` dataset, without decoding them.
+
+    Args:
+        train_data_dir (`str`, *optional*): A folder of HR images (sub-folders are searched too).
+        dataset_name (`str`, *optional*): A dataset name or path for `datasets.load_dataset`, instead.
+        dataset_config_name (`str`, *optional*): Its configuration.
+        image_column (`str`, *optional*, defaults to `"image"`): The column holding the images.
+        cache_dir (`str`, *optional*): `datasets` cache folder.
+        max_samples (`int`, *optional*): Keep only the first N images.
+
+    Returns:
+        `List[ImageRecord]`, in the dataset's order.
+    """
+    import datasets
+
+    if (train_data_dir is None) == (dataset_name is None):
+        raise ValueError("Pass exactly one of `--train_data_dir` (a folder of HR images) or `--dataset_name`.")
+    if train_data_dir is not None:
+        if not os.path.isdir(train_data_dir):
+            raise ValueError(f"`--train_data_dir` {train_data_dir!r} is not a folder.")
+        if not _image_files(train_data_dir):
+            raise ValueError(
+                f"`--train_data_dir` {train_data_dir!r} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})."
+            )
+        dataset = datasets.load_dataset("imagefolder", data_dir=train_data_dir, cache_dir=cache_dir, split="train")
+    else:
+        dataset = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split="train")
+    if image_column not in dataset.column_names:
+        raise ValueError(
+            f"`--image_column` {image_column!r} is not a column of the dataset; its columns are {dataset.column_names}."
+        )
+    if max_samples is not None:
+        dataset = dataset.select(range(min(max_samples, len(dataset))))
+    # Decoding is ours (in `SRPatchDataset`), so that an unreadable file is reported instead of crashing a worker.
+    dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
+    records = []
+    for index, item in enumerate(dataset[image_column]):
+        path, data = item.get("path"), item.get("bytes")
+        name = os.path.basename(path) if path else f"{image_column}[{index}]"
+        records.append(ImageRecord(name=name, path=path, data=data))
+    if not records:
+        raise ValueError("The dataset has no images.")
+    return records
+
+
+def _to_rgb_uint8(image: PIL.Image.Image) -> torch.Tensor:
+    """(3, H, W) uint8."""
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def face_preset(hr: torch.Tensor) -> torch.Tensor:
+    """The paper's CelebA preparation: center crop 178 x 178, then MATLAB-bicubic resize to 160 x 160 (uint8)."""
+    height, width = hr.shape[-2:]
+    if height < FACE_CENTER_CROP or width < FACE_CENTER_CROP:
+        raise ValueError(f"The face preset needs images of at least {FACE_CENTER_CROP} px, got {height}x{width}.")
+    top, left = (height - FACE_CENTER_CROP) // 2, (width - FACE_CENTER_CROP) // 2
+    hr = hr[:, top : top + FACE_CENTER_CROP, left : left + FACE_CENTER_CROP]
+    return imresize(hr, size=(FACE_SIZE, FACE_SIZE))
+
+
+def make_lr(hr: torch.Tensor, scale: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Crops a uint8 HR image to a multiple of `scale` and makes its LR with MATLAB bicubic, as benchmark sets are."""
+    height, width = hr.shape[-2:]
+    hr = hr[..., : height - height % scale, : width - width % scale]
+    return hr, imresize(hr, scale=1 / scale)
+
+
+def augment(images: Sequence[torch.Tensor], rng: np.random.Generator) -> List[torch.Tensor]:
+    """The same random horizontal flip, vertical flip and 90-degree rotation for every image."""
+    hflip, vflip, rotate = rng.random(3) < 0.5
+    out = []
+    for image in images:
+        if hflip:
+            image = image.flip(-1)
+        if vflip:
+            image = image.flip(-2)
+        if rotate:
+            image = image.transpose(-1, -2)
+        out.append(image.contiguous())
+    return out
+
+
+class SRPatchDataset(Dataset):
+    r"""
+    Random aligned (HR patch, LR patch) pairs. The LR image is made from the whole HR image with the MATLAB-bicubic
+    port on uint8 (as the benchmark LR sets), and the patches are cropped at LR-pixel-aligned positions.
+
+    Sample `k` is fully determined by `(seed, k)`: the image (a fresh permutation of all images every epoch), the
+    crop and the augmentation. A resumed run therefore continues with exactly the samples it would have seen,
+    without replaying a data loader.
+
+    Images smaller than a patch and files that cannot be read are skipped when the dataset is built, counted and
+    logged; if none is left, a `ValueError` says why.
+
+    Args:
+        records (`List[ImageRecord]`): The HR images, from [`load_hr_images`].
+        resolution (`int`): HR patch size, a multiple of `scale`.
+        scale (`int`): SR scale.
+        seed (`int`, *optional*, defaults to 0): Seed of the sampling.
+        augment (`bool`, *optional*, defaults to `True`): Random flips and 90-degree rotations.
+        preset (`str`, *optional*, defaults to `"none"`): `"faces"` for the CelebA preparation.
+        cache_images (`bool`, *optional*, defaults to `True`): Keep decoded images (and their LR) in memory.
+    """
+
+    def __init__(
+        self,
+        records: List[ImageRecord],
+        resolution: int,
+        scale: int,
+        seed: int = 0,
+        augment: bool = True,
+        preset: str = "none",
+        cache_images: bool = True,
+    ):
+        if resolution % scale:
+            raise ValueError(f"`resolution` ({resolution}) must be a multiple of the scale ({scale}).")
+        if preset not in ("none", "faces"):
+            raise ValueError(f"`preset` must be 'none' or 'faces', got {preset!r}.")
+        self.resolution, self.scale, self.seed = resolution, scale, seed
+        self.augment, self.preset, self.cache_images = augment, preset, cache_images
+        self._cache: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self.records, self.skipped = self._check(records)
+
+    def _check(self, records: List[ImageRecord]) -> Tuple[List[ImageRecord], Dict[str, str]]:
+        minimum = FACE_CENTER_CROP if self.preset == "faces" else self.resolution
+        kept, skipped = [], {}
+        for record in records:
+            try:
+                with record.open() as image:
+                    width, height = image.size
+                    image.verify()  # reads the whole file's structure, not the pixels
+            except Exception as error:  # PIL raises many types for broken files
+                skipped[record.name] = f"unreadable ({type(error).__name__}: {error})"
+                continue
+            if min(width, height) < minimum:
+                skipped[record.name] = f"{width}x{height} is smaller than {minimum}x{minimum}"
+                continue
+            kept.append(record)
+        if skipped:
+            details = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:10])
+            logger.warning(f"Skipped {len(skipped)} of {len(records)} images ({details}{'; ...' if len(skipped) > 10 else ''}).")
+        if not kept:
+            raise ValueError(
+                f"None of the {len(records)} training images is usable: {'; '.join(f'{k}: {v}' for k, v in list(skipped.items())[:5])}. "
+                f"Images must be readable and at least {minimum} px on each side (lower `--resolution` for smaller ones)."
+            )
+        return kept, skipped
+
+    def __len__(self) -> int:
+        # The sampler decides how many samples are drawn; this is one epoch.
+        return len(self.records)
+
+    def _load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        if index in self._cache:
+            return self._cache[index]
+        record = self.records[index]
+        try:
+            with record.open() as image:
+                hr = _to_rgb_uint8(image)
+        except Exception as error:
+            # `verify` accepts some truncated files; report which one instead of a bare decoder traceback.
+            raise ValueError(f"Could not decode training image {record.name!r}: {error}. Remove or fix it.") from error
+        if self.preset == "faces":
+            hr = face_preset(hr)
+        pair = make_lr(hr, self.scale)
+        if self.cache_images:
+            self._cache[index] = pair
+        return pair
+
+    def image_index(self, k: int) -> int:
+        epoch, position = divmod(k, len(self.records))
+        return int(np.random.default_rng([self.seed, epoch]).permutation(len(self.records))[position])
+
+    def __getitem__(self, k: int) -> Dict[str, torch.Tensor]:
+        """Sample `k`: `hr` (3, P, P) and `lr` (3, P/s, P/s), float32 in [-1, 1] (LR exactly uint8 / 255)."""
+        hr, lr = self._load(self.image_index(k))
+        rng = np.random.default_rng([self.seed, k, 1])
+        lr_size = self.resolution // self.scale
+        top = int(rng.integers(0, lr.shape[-2] - lr_size + 1))
+        left = int(rng.integers(0, lr.shape[-1] - lr_size + 1))
+        lr = lr[:, top : top + lr_size, left : left + lr_size]
+        s = self.scale
+        hr = hr[:, top * s : (top + lr_size) * s, left * s : (left + lr_size) * s]
+        if self.augment:
+            hr, lr = augment((hr, lr), rng)
+        return {"hr": hr.float() / 127.5 - 1, "lr": lr.float() / 127.5 - 1}
+
+
+class StepSampler(Sampler):
+    r"""
+    Yields sample indices for one process, from optimizer step `start_step` on, forever: micro-batch `m` of process
+    `p` gets indices `(m * num_processes + p) * batch_size + j`, so processes never share a sample and a resumed run
+    continues the exact sequence.
+    """
+
+    def __init__(self, batch_size: int, start_micro_batch: int = 0, process_index: int = 0, num_processes: int = 1):
+        self.batch_size, self.start = batch_size, start_micro_batch
+        self.process_index, self.num_processes = process_index, num_processes
+
+    def __iter__(self) -> Iterator[int]:
+        micro = self.start
+        while True:
+            first = (micro * self.num_processes + self.process_index) * self.batch_size
+            yield from range(first, first + self.batch_size)
+            micro += 1

@@ -1,0 +1,412 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""The training loop of both SRDiff stages, on accelerate (one CPU to many GPUs)."""
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..image_processing import imresize
+from ..models.rrdb_encoder import RRDBEncoder
+from ..models.unet_srdiff import SRDiffUNet2DModel
+from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from .data import SRPatchDataset, StepSampler, load_hr_images
+
+
+logger = get_logger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+# Subfolders of a checkpoint and of the final model.
+SUBFOLDERS = {RRDBEncoder: "encoder", SRDiffUNet2DModel: "unet"}
+EMA_SUBFOLDER = "ema"
+LOSS_LOG = "loss_log.jsonl"
+
+
+@dataclass
+class TrainingResult:
+    """What [`main`] returns: the loss of every optimizer step, the validation metrics, where the model went."""
+
+    losses: Dict[int, float] = field(default_factory=dict)
+    validation: Dict[int, Dict[str, float]] = field(default_factory=dict)
+    output_dir: Optional[str] = None
+    global_step: int = 0
+
+
+def check_args(args) -> None:
+    """Raises `ValueError` for inconsistent arguments, before anything is loaded."""
+    if args.stage == "diffusion" and not args.pretrained_encoder:
+        raise ValueError(
+            "`--stage diffusion` needs `--pretrained_encoder`: the output folder of a `--stage rrdb` run (or any "
+            "RRDBEncoder `save_pretrained` folder). The encoder is frozen in this stage, so it must be trained first."
+        )
+    if args.pretrained_encoder and not os.path.isdir(args.pretrained_encoder):
+        raise ValueError(f"`--pretrained_encoder` {args.pretrained_encoder!r} is not a folder.")
+    if args.resolution % args.upscale_factor:
+        raise ValueError(
+            f"`--resolution` ({args.resolution}) must be a multiple of `--upscale_factor` ({args.upscale_factor})."
+        )
+    multiple = 2 ** (len(args.unet_block_out_channels) - 1)
+    if args.stage == "diffusion" and args.resolution % multiple:
+        raise ValueError(
+            f"`--resolution` ({args.resolution}) must be a multiple of {multiple} for a U-Net with "
+            f"{len(args.unet_block_out_channels)} levels."
+        )
+    for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "checkpointing_steps",
+                 "lr_decay_steps", "logging_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
+    if args.push_to_hub and not args.hub_model_id:
+        raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
+
+
+def load_encoder(path: str) -> RRDBEncoder:
+    """Loads an RRDBEncoder from its own folder, a training output folder or a pipeline folder."""
+    for candidate in (path, os.path.join(path, "encoder")):
+        config = os.path.join(candidate, "config.json")
+        if os.path.isfile(config):
+            with open(config) as f:
+                if json.load(f).get("_class_name") == "RRDBEncoder":
+                    return RRDBEncoder.from_pretrained(candidate)
+    raise ValueError(
+        f"No RRDBEncoder found in {path!r} (looked for config.json there and in its `encoder` subfolder); pass the "
+        "output folder of a `--stage rrdb` run."
+    )
+
+
+def list_checkpoints(output_dir: str) -> List[str]:
+    """`checkpoint-N` folders of `output_dir`, oldest first; half-written temporary folders are not listed."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = [(int(m.group(1)), d) for d in os.listdir(output_dir) if (m := CHECKPOINT_PATTERN.match(d))]
+    return [os.path.join(output_dir, d) for _, d in sorted(found)]
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_limit: Optional[int]) -> str:
+    """
+    Saves the full training state to `output_dir/checkpoint-{step}` atomically: it is written to a temporary folder
+    and renamed once complete, so a run killed while saving leaves the previous checkpoints intact. Then prunes the
+    oldest checkpoints down to `total_limit`. Main process only.
+    """
+    final = os.path.join(output_dir, f"checkpoint-{step}")
+    temporary = os.path.join(output_dir, f".tmp-checkpoint-{step}")
+    shutil.rmtree(temporary, ignore_errors=True)  # left by a run killed while saving
+    accelerator.save_state(temporary)
+    with open(os.path.join(temporary, "training_state.json"), "w") as f:
+        json.dump({"global_step": step}, f)
+    if os.path.isdir(final):  # re-saving the same step after a resume
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+    if total_limit is not None:
+        for old in list_checkpoints(output_dir)[:-total_limit]:
+            logger.info(f"Removing old checkpoint {old}")
+            shutil.rmtree(old)
+    return final
+
+
+def resolve_resume(args) -> Optional[str]:
+    if not args.resume_from_checkpoint:
+        return None
+    if args.resume_from_checkpoint == "latest":
+        found = list_checkpoints(args.output_dir)
+        if not found:
+            logger.info(f"No checkpoint in {args.output_dir}; starting a new run.")
+            return None
+        return found[-1]
+    path = args.resume_from_checkpoint
+    if not os.path.isdir(path) or not CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(path))):
+        raise ValueError(f"`--resume_from_checkpoint` {path!r} is not a checkpoint-N folder; pass one or 'latest'.")
+    return path
+
+
+def step_generator(seed: int, micro_batch: int, process_index: int) -> torch.Generator:
+    """Noise and timesteps of one micro-batch depend only on (seed, micro-batch, process): resume is exact."""
+    state = np.random.SeedSequence([seed, micro_batch, process_index, 2]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def upscale_lr(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """up(LR): MATLAB-bicubic upscaling of LR in [-1, 1] (from exact uint8 / 255 values), returned in [-1, 1]."""
+    return imresize((lr + 1) / 2, scale=scale) * 2 - 1
+
+
+def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, scale, generator, residual_rescale=2.0) -> torch.Tensor:
+    """Algorithm 1: L1 between the predicted and the true noise of the diffused, rescaled HR residual."""
+    x0 = ((hr - upscale_lr(lr, scale)) * residual_rescale).clamp(-1, 1)
+    with torch.no_grad():
+        condition = encoder.encode(lr)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    num_steps = noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, num_steps, (x0.shape[0],), generator=generator).to(x0.device)
+    noisy = noise_scheduler.add_noise(x0, noise, timesteps)
+    prediction = unet(noisy, timesteps, condition).sample
+    return F.l1_loss(prediction.float(), noise.float())
+
+
+def rrdb_loss(encoder, hr, lr) -> torch.Tensor:
+    """L1 pre-training of the encoder's SR head."""
+    return F.l1_loss(encoder(lr).sample.float(), hr.float())
+
+
+def main(args) -> TrainingResult:
+    r"""
+    Trains one SRDiff stage as described by `args` (see [`parse_args`]) and returns the losses and validation
+    metrics. Run it under `accelerate launch` for several processes.
+    """
+    check_args(args)
+    check_output_dir(args)
+    from . import validation as validation_lib  # noqa: late import keeps a failing optional dependency local
+
+    logging_dir = os.path.join(args.output_dir, "logs")
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
+    )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+        file_handler = logging.FileHandler(os.path.join(args.output_dir, "train.log"))
+        file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(name)s - %(message)s"))
+        logging.getLogger().addHandler(file_handler)
+    logger.info(accelerator.state, main_process_only=False)
+    set_seed(args.seed)
+
+    # 1. models: the trained one, and for the diffusion stage the frozen encoder
+    scale = args.upscale_factor
+    if args.stage == "rrdb":
+        if args.pretrained_encoder:
+            model = load_encoder(args.pretrained_encoder)
+            if model.config.upscale_factor != scale:
+                raise ValueError(f"The encoder upscales x{model.config.upscale_factor}, not x{scale}.")
+        else:
+            model = RRDBEncoder(
+                num_features=args.rrdb_num_features, num_blocks=args.rrdb_num_blocks, upscale_factor=scale
+            )
+        encoder = None
+    else:
+        encoder = load_encoder(args.pretrained_encoder)
+        if encoder.config.upscale_factor != scale:
+            raise ValueError(
+                f"The pretrained encoder upscales x{encoder.config.upscale_factor} but `--upscale_factor` is {scale}."
+            )
+        encoder.requires_grad_(False).eval()
+        model = SRDiffUNet2DModel(
+            block_out_channels=tuple(args.unet_block_out_channels),
+            condition_channels=encoder.condition_channels,
+            upscale_factor=scale,
+        )
+    model_cls = type(model)
+    subfolder = SUBFOLDERS[model_cls]
+    model.train()
+
+    ema = None
+    if args.use_ema:
+        ema = EMAModel(model.parameters(), decay=args.ema_decay, model_cls=model_cls, model_config=model.config)
+
+    # 2. checkpoint hooks: each model is saved with `save_pretrained`, so a checkpoint is also a usable model folder
+    def save_model_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            for saved in models:
+                accelerator.unwrap_model(saved).save_pretrained(os.path.join(output_dir, subfolder))
+                weights.pop()  # saved above; accelerate must not save it again
+            if ema is not None:
+                ema.save_pretrained(os.path.join(output_dir, EMA_SUBFOLDER))
+
+    def load_model_hook(models, input_dir):
+        if ema is not None:
+            loaded_ema = EMAModel.from_pretrained(os.path.join(input_dir, EMA_SUBFOLDER), model_cls)
+            ema.load_state_dict(loaded_ema.state_dict())
+            ema.to(accelerator.device)
+        while models:
+            target = accelerator.unwrap_model(models.pop())
+            loaded = model_cls.from_pretrained(input_dir, subfolder=subfolder)
+            target.load_state_dict(loaded.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    # 3. optimizer and schedule: Adam, halved every `lr_decay_steps` optimizer steps
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+    )
+    # Not passed to `prepare`: accelerate would step it once per process per step, decaying too early with several
+    # processes. It is stepped once per optimizer step below and registered so that checkpoints keep it.
+    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_decay_steps, gamma=args.lr_decay_gamma)
+
+    # 4. data
+    with accelerator.main_process_first():
+        records = load_hr_images(
+            args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir,
+            args.max_train_samples,
+        )
+    validation_records = None
+    if args.validation_steps:
+        records, validation_records = validation_lib.split_validation(records, args)
+    dataset = SRPatchDataset(
+        records, args.resolution, scale, seed=args.seed, augment=not args.no_augment, preset=args.preset
+    )
+    logger.info(f"{len(dataset)} training images ({len(dataset.skipped)} skipped)")
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(lr_scheduler)
+    if ema is not None:
+        ema.to(accelerator.device)
+    if encoder is not None:
+        encoder.to(accelerator.device)
+    noise_scheduler = default_scheduler()
+
+    if accelerator.is_main_process:
+        tracker_config = {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+        tracker_config = {k: v for k, v in tracker_config.items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers(args.tracker_project_name, config=tracker_config)
+
+    # 5. resume
+    global_step = 0
+    resume_path = resolve_resume(args)
+    if resume_path is not None:
+        logger.info(f"Resuming from {resume_path}")
+        accelerator.load_state(resume_path)
+        global_step = int(CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(resume_path))).group(1))
+
+    accumulation = args.gradient_accumulation_steps
+    sampler = StepSampler(
+        args.train_batch_size, global_step * accumulation, accelerator.process_index, accelerator.num_processes
+    )
+    dataloader = DataLoader(
+        dataset, batch_size=args.train_batch_size, sampler=sampler, num_workers=args.dataloader_num_workers,
+        drop_last=True,
+    )
+
+    total_batch = args.train_batch_size * accelerator.num_processes * accumulation
+    logger.info("***** Running training *****")
+    logger.info(f"  Stage = {args.stage}, trained parameters = {sum(p.numel() for p in model.parameters()):,}")
+    logger.info(f"  Batch per device = {args.train_batch_size}, total batch = {total_batch}")
+    logger.info(f"  Steps = {global_step} -> {args.max_train_steps}")
+
+    # 6. loop
+    result = TrainingResult(output_dir=args.output_dir, global_step=global_step)
+    loss_log = os.path.join(args.output_dir, LOSS_LOG)
+    progress = tqdm(
+        total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
+    window, step_losses, started = [], [], time.time()
+    micro_batch = global_step * accumulation
+    for batch in dataloader:
+        if global_step >= args.max_train_steps:
+            break
+        hr, lr = batch["hr"].to(accelerator.device), batch["lr"].to(accelerator.device)
+        with accelerator.accumulate(model):
+            with accelerator.autocast():
+                if args.stage == "rrdb":
+                    loss = rrdb_loss(model, hr, lr)
+                else:
+                    generator = step_generator(args.seed, micro_batch, accelerator.process_index)
+                    loss = diffusion_loss(model, encoder, noise_scheduler, hr, lr, scale, generator)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        micro_batch += 1
+        step_losses.append(accelerator.gather(loss.detach()[None]).mean().item())
+        if not accelerator.sync_gradients:
+            continue
+
+        # one optimizer step done
+        lr_scheduler.step()
+        if ema is not None:
+            ema.step(model.parameters())
+        global_step += 1
+        step_loss = float(np.mean(step_losses))
+        step_losses = []
+        result.losses[global_step] = step_loss
+        window.append(step_loss)
+        progress.update(1)
+        progress.set_postfix(loss=f"{step_loss:.4f}", lr=lr_scheduler.get_last_lr()[0])
+        logs = {"loss": step_loss, "lr": lr_scheduler.get_last_lr()[0]}
+        if ema is not None:
+            logs["ema_decay"] = ema.cur_decay_value
+        accelerator.log(logs, step=global_step)
+        if accelerator.is_main_process:
+            with open(loss_log, "a") as f:
+                f.write(json.dumps({"step": global_step, "loss": step_loss}) + "\n")
+        if global_step % args.logging_steps == 0 or global_step == args.max_train_steps:
+            elapsed = time.time() - started
+            logger.info(
+                f"step {global_step}/{args.max_train_steps}: mean loss {np.mean(window):.5f} over the last "
+                f"{len(window)} steps, lr {lr_scheduler.get_last_lr()[0]:.2e}, {elapsed:.0f} s elapsed"
+            )
+            window = []
+
+        if global_step % args.checkpointing_steps == 0 and accelerator.is_main_process:
+            path = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+            logger.info(f"Saved state to {path}")
+
+        if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
+            if accelerator.is_main_process:
+                metrics = validation_lib.run_validation(
+                    args, accelerator, model, encoder, ema, validation_records, global_step
+                )
+                result.validation[global_step] = metrics
+            accelerator.wait_for_everyone()
+    progress.close()
+    result.global_step = global_step
+
+    # 7. final model
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        trained = accelerator.unwrap_model(model)
+        if ema is not None:
+            ema.copy_to(trained.parameters())
+        save_final(args, trained, encoder, result)
+    accelerator.end_training()
+    return result
+
+
+def save_final(args, trained, encoder, result: TrainingResult) -> None:
+    """`save_pretrained` of the encoder (stage rrdb) or of the full pipeline (stage diffusion), plus the model card."""
+    from .model_card import write_model_card
+
+    if args.stage == "rrdb":
+        trained.save_pretrained(args.output_dir)
+    else:
+        pipeline = SRDiffPipeline(unet=trained, encoder=encoder, scheduler=default_scheduler())
+        pipeline.save_pretrained(args.output_dir)
+    write_model_card(args, result)
+    logger.info(f"Saved the final model to {args.output_dir}")
+    if args.push_to_hub:
+        from .model_card import push_to_hub
+
+        push_to_hub(args)
+
+
+def check_output_dir(args) -> None:
+    """Refuses to start a run whose final save would replace a model already in `--output_dir`."""
+    final = "config.json" if args.stage == "rrdb" else "model_index.json"
+    path = os.path.join(args.output_dir, final)
+    if os.path.exists(path) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+        raise ValueError(
+            f"{path} already exists: a final model is already in `--output_dir`; pass `--overwrite_output_dir` to "
+            "replace it, or choose another folder."
+        )
