@@ -1,0 +1,456 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""
+The evaluation loop behind `srdiff evaluate`, importable for validation during training.
+
+For every HR image: make (or check) its LR image, super-resolve it with each method (`"bicubic"`: MATLAB bicubic
+upscaling; `"rrdb"`: the RRDB encoder's own SR head, `pipe.encoder(lr).sample`; `"srdiff"`: the pipeline, K
+samples), quantise to uint8 as a saved PNG would be, and compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and
+the diversity sigma. Results can be cached per image (JSON lines) so that an interrupted run resumes.
+"""
+
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import PIL.Image
+import torch
+from tqdm.auto import tqdm
+
+from ..image_processing import imresize
+from .metrics import diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
+from .perceptual import LPIPSScorer
+
+
+METHODS = ("bicubic", "rrdb", "srdiff")
+METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "lr_psnr", "sigma")
+# Bump when a metric's definition changes, so that old cached results are not mixed with new ones.
+CACHE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
+    """
+    Any image as an `HxWx3` uint8 array: gray is repeated on three channels, alpha is dropped.
+
+    Args:
+        image (`str`, `os.PathLike`, `PIL.Image.Image` or `np.ndarray`): A file, a PIL image, or a uint8 / float
+            ([0, 1]) array, `HxW` or `HxWxC` (C in 1, 3, 4).
+        what (`str`, *optional*): Named in error messages.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        with PIL.Image.open(image) as opened:
+            return np.asarray(opened.convert("RGB")).copy()
+    if isinstance(image, PIL.Image.Image):
+        return np.asarray(image.convert("RGB")).copy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{what} must be a file path, a PIL image or a numpy array, got {type(image).__name__}.")
+    if image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.floating) or image.min() < 0 or image.max() > 1:
+            raise ValueError(f"{what}: numpy images must be uint8, or float in [0, 1]; got {image.dtype}.")
+        image = np.round(image * 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"{what} must be HxW or HxWxC with C in (1, 3, 4), got shape {image.shape}.")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """`HxWxC` uint8 to `(1, C, H, W)` uint8."""
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+
+
+def _to_numpy(batch: torch.Tensor) -> List[np.ndarray]:
+    """`(N, C, H, W)` uint8 to a list of `HxWxC` uint8 arrays."""
+    return [np.ascontiguousarray(item) for item in batch.permute(0, 2, 3, 1).cpu().numpy()]
+
+
+def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: str = "image"):
+    """
+    Makes the (HR, LR) pair that is evaluated, without ever resampling the ground truth.
+
+    1. `crop` (optional): center-crop HR to at most `crop x crop` (rounded down to a multiple of `scale`, at an
+       offset that is a multiple of `scale`, so that a given LR image is cropped to the matching region).
+    2. HR is cropped at the bottom/right to a multiple of `scale` ("modcrop", as benchmark LR sets were made).
+    3. LR: when not given, `imresize(HR, 1 / scale)` on uint8 (MATLAB bicubic, as benchmark LR sets were made);
+       when given, its size must be exactly HR's divided by `scale`.
+
+    Args:
+        hr, lr: Images as [`to_uint8_rgb`] takes them.
+        scale (`int`): The SR scale.
+        crop (`int`, *optional*): Center-crop size in HR pixels.
+        name (`str`, *optional*): Named in error messages.
+
+    Returns:
+        `(np.ndarray, np.ndarray)`: `HxWx3` and `(H/s)x(W/s)x3` uint8.
+    """
+    hr = to_uint8_rgb(hr, f"HR image {name!r}")
+    lr = None if lr is None else to_uint8_rgb(lr, f"LR image {name!r}")
+    if crop is not None:
+        if crop < scale:
+            raise ValueError(f"`crop` ({crop}) must be at least the scale ({scale}).")
+        height, width = hr.shape[:2]
+        crop_h, crop_w = min(crop, height) // scale * scale, min(crop, width) // scale * scale
+        top, left = (height - crop_h) // 2 // scale * scale, (width - crop_w) // 2 // scale * scale
+        hr = hr[top : top + crop_h, left : left + crop_w]
+        if lr is not None:
+            lr = lr[top // scale : (top + crop_h) // scale, left // scale : (left + crop_w) // scale]
+    height, width = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    if height == 0 or width == 0:
+        raise ValueError(f"HR image {name!r} ({hr.shape[1]}x{hr.shape[0]}) is smaller than the scale {scale}.")
+    hr = np.ascontiguousarray(hr[:height, :width])
+    if lr is None:
+        lr = _to_numpy(imresize(_to_tensor(hr), scale=1 / scale))[0]
+    elif lr.shape[:2] != (height // scale, width // scale):
+        raise ValueError(
+            f"LR image {name!r} is {lr.shape[1]}x{lr.shape[0]} but HR (cropped to a multiple of {scale}) is "
+            f"{width}x{height}, so x{scale} LR should be {width // scale}x{height // scale}; check --scale and that "
+            "the LR folder matches the HR folder."
+        )
+    return hr, lr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Methods and metrics
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def image_seed(seed: int, name: str) -> int:
+    """The per-image seed: derived from `seed` and the image's name, so it does not depend on the other images."""
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode("utf-8"))) % (2**63)
+
+
+@torch.no_grad()
+def super_resolve(
+    method: str,
+    lr: np.ndarray,
+    *,
+    scale: int,
+    pipe=None,
+    num_inference_steps: int = 100,
+    num_samples: int = 1,
+    generator: Optional[torch.Generator] = None,
+) -> List[np.ndarray]:
+    """
+    Super-resolves one uint8 LR image with one method.
+
+    Args:
+        method (`str`): `"bicubic"`, `"rrdb"` or `"srdiff"`.
+        lr (`np.ndarray`): `HxWx3` uint8.
+        scale (`int`): The SR scale.
+        pipe ([`SRDiffPipeline`], *optional*): Needed by `"rrdb"` and `"srdiff"`.
+        num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
+        num_samples (`int`, *optional*, defaults to 1): SRDiff samples (the others are deterministic: one image).
+        generator (`torch.Generator`, *optional*): SRDiff's randomness.
+
+    Returns:
+        `List[np.ndarray]`: `(H*s)x(W*s)x3` uint8 images.
+    """
+    if method == "bicubic":
+        # MATLAB's imresize on a uint8 image, as benchmark "Bicubic" rows are computed.
+        return _to_numpy(imresize(_to_tensor(lr), scale=scale))
+    if pipe is None:
+        raise ValueError(f"The {method!r} method needs a model (`pipe`).")
+    if method == "rrdb":
+        encoder = pipe.encoder
+        lr_input = _to_tensor(lr).to(pipe._execution_device, encoder.dtype) / 127.5 - 1.0
+        sample = encoder(lr_input).sample.float()
+        return _to_numpy(((sample + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8))
+    if method == "srdiff":
+        images = pipe(
+            lr,
+            num_inference_steps=num_inference_steps,
+            num_images_per_prompt=num_samples,
+            generator=generator,
+            output_type="np",
+        ).images
+        return [np.round(image * 255).astype(np.uint8) for image in images]
+    raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
+
+
+def _mean_psnr(values: torch.Tensor) -> float:
+    # The mean of K PSNRs; infinite if any sample reproduces its target exactly.
+    return float(values.mean())
+
+
+def image_metrics(
+    outputs: Sequence[np.ndarray],
+    hr: np.ndarray,
+    lr: np.ndarray,
+    *,
+    scale: int,
+    lpips_scorer: Optional[LPIPSScorer] = None,
+    deterministic: bool = True,
+) -> Dict[str, Optional[float]]:
+    """
+    All metrics of one image's SR outputs (K samples are averaged; sigma is computed over them).
+
+    Args:
+        outputs (`List[np.ndarray]`): K `HxWx3` uint8 SR images of the same LR image.
+        hr (`np.ndarray`): The ground truth.
+        lr (`np.ndarray`): The LR input.
+        scale (`int`): The SR scale.
+        lpips_scorer ([`LPIPSScorer`], *optional*): `lpips` is `None` when absent or unavailable.
+        deterministic (`bool`, *optional*, defaults to `True`): The method always gives the same image, so sigma is
+            0; otherwise sigma needs K >= 2 (else `None`).
+
+    Returns:
+        `Dict[str, Optional[float]]`: `psnr`, `ssim` (paper convention), `psnr_y`, `ssim_y`, `lpips`, `lr_psnr`,
+        `sigma`, `num_samples`.
+    """
+    device = lpips_scorer.device if lpips_scorer is not None and lpips_scorer.available else torch.device("cpu")
+    batch = torch.cat([_to_tensor(output) for output in outputs])
+    target = _to_tensor(hr).expand(len(outputs), -1, -1, -1)
+    low_res = _to_tensor(lr).expand(len(outputs), -1, -1, -1)
+    metrics = {
+        "psnr": _mean_psnr(psnr_torch(batch, target, "paper")),
+        "ssim": float(ssim_torch(batch, target, "paper").mean()),
+        "psnr_y": _mean_psnr(psnr_torch(batch, target, "y", scale)),
+        "ssim_y": float(ssim_torch(batch, target, "y", scale).mean()),
+        "lpips": None,
+        "lr_psnr": _mean_psnr(lr_psnr_torch(batch, low_res, scale)),
+        "sigma": 0.0 if deterministic else None,
+        "num_samples": len(outputs),
+    }
+    if lpips_scorer is not None and lpips_scorer.available:
+        metrics["lpips"] = float(lpips_scorer(batch.to(device), target.to(device)).mean())
+    if not deterministic and len(outputs) >= 2:
+        metrics["sigma"] = float(diversity_sigma_torch(batch))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cache
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ResultCache:
+    """
+    Per-image results as JSON lines, one file per method, so that a rerun skips what is done. Each line holds the
+    image name, a fingerprint of its HR pixels and a key of the settings that produced it; only exact matches are
+    reused. Lines are appended and flushed one by one: an interrupted run loses at most the image in progress.
+
+    Args:
+        directory (`str` or `os.PathLike`): Where the `<method>.jsonl` files live.
+    """
+
+    def __init__(self, directory: Union[str, os.PathLike]):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._entries: Dict[str, Dict[tuple, dict]] = {}
+
+    def _load(self, method: str) -> Dict[tuple, dict]:
+        if method not in self._entries:
+            entries = {}
+            path = self.directory / f"{method}.jsonl"
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    try:
+                        entry = json.loads(line)
+                        entries[(entry["key"], entry["image"], entry["fingerprint"])] = entry["metrics"]
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line cut short by an interruption
+            self._entries[method] = entries
+        return self._entries[method]
+
+    def get(self, method: str, key: str, image: str, fingerprint: str) -> Optional[dict]:
+        return self._load(method).get((key, image, fingerprint))
+
+    def put(self, method: str, key: str, image: str, fingerprint: str, metrics: dict) -> None:
+        self._load(method)[(key, image, fingerprint)] = metrics
+        line = json.dumps({"key": key, "image": image, "fingerprint": fingerprint, "metrics": metrics})
+        with open(self.directory / f"{method}.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _fingerprint(hr: np.ndarray, lr: np.ndarray) -> str:
+    return f"{zlib.crc32(hr.tobytes()):08x}{zlib.crc32(lr.tobytes()):08x}-{hr.shape[1]}x{hr.shape[0]}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def summarize(rows: List[dict], methods: Sequence[str], lpips_text: Optional[str]) -> Dict[str, dict]:
+    """
+    Means over images, per method. A metric missing for some image is `None`, except LPIPS, which then reads
+    "LPIPS unavailable: <reason>".
+    """
+    summary = {}
+    for method in methods:
+        method_rows = [row for row in rows if row["method"] == method]
+        result = {"num_images": len(method_rows)}
+        for metric in METRICS:
+            values = [row[metric] for row in method_rows]
+            if values and all(value is not None for value in values):
+                result[metric] = float(np.mean(values))
+            elif metric == "lpips":
+                result[metric] = lpips_text or "LPIPS unavailable: not computed for every image"
+            else:
+                result[metric] = None
+        summary[method] = result
+    return summary
+
+
+def evaluate_pipeline(
+    pipe=None,
+    hr_images: Sequence = (),
+    lr_images: Optional[Sequence] = None,
+    *,
+    scale: Optional[int] = None,
+    names: Optional[Sequence[str]] = None,
+    methods: Sequence[str] = METHODS,
+    num_inference_steps: int = 100,
+    num_samples: int = 1,
+    seed: int = 0,
+    crop: Optional[int] = None,
+    lpips: Union[bool, LPIPSScorer] = True,
+    cache_dir: Optional[Union[str, os.PathLike]] = None,
+    cache_tag: str = "",
+    on_image: Optional[Callable] = None,
+    progress: bool = True,
+) -> dict:
+    r"""
+    Evaluates SR methods on HR images (and optional LR images) with the paper's metrics.
+
+    Args:
+        pipe ([`SRDiffPipeline`], *optional*): The model; needed by the `"rrdb"` and `"srdiff"` methods. Its scheduler
+            is used as set.
+        hr_images (`Sequence`): HR images: file paths, PIL images or uint8 arrays (see [`to_uint8_rgb`]).
+        lr_images (`Sequence`, *optional*): Matching LR images; made with MATLAB bicubic from HR when absent.
+        scale (`int`, *optional*): The SR scale; defaults to the model's, and must equal it.
+        names (`Sequence[str]`, *optional*): Image names for the results; defaults to `"00000"`, `"00001"`, ...
+        methods (`Sequence[str]`, *optional*, defaults to `("bicubic", "rrdb", "srdiff")`): What to evaluate.
+        num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
+        num_samples (`int`, *optional*, defaults to 1): SRDiff samples per image; metrics are averaged over them,
+            and the diversity sigma needs at least 2.
+        seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded by [`image_seed`].
+        crop (`int`, *optional*): Center-crop HR to `crop x crop` first (see [`prepare_pair`]), for quick runs.
+        lpips (`bool` or [`LPIPSScorer`], *optional*, defaults to `True`): Compute LPIPS when the optional `lpips`
+            package and its weights are available; `False` skips it.
+        cache_dir (`str` or `os.PathLike`, *optional*): Cache per-image results here and reuse them on a rerun.
+        cache_tag (`str`, *optional*): Identifies the model in cache keys (e.g. its folder and modification time).
+        on_image (`Callable`, *optional*): Called as `on_image(name, hr, lr, outputs)` after an image is computed;
+            `outputs` maps each method to its list of uint8 images, or to `None` when it came from the cache.
+        progress (`bool`, *optional*, defaults to `True`): Show a progress bar over images.
+
+    Returns:
+        `dict`: `{"scale", "methods": {method: {metric: mean}}, "per_image": [rows], "lpips": None or
+        "LPIPS unavailable: <reason>", "settings": {...}}`. PSNR values may be `inf` (identical images).
+    """
+    methods = list(dict.fromkeys(methods))
+    unknown = [method for method in methods if method not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"Unknown or no methods {unknown or methods}; choose from {METHODS}.")
+    needs_model = [method for method in methods if method != "bicubic"]
+    if pipe is None and needs_model:
+        raise ValueError(f"The methods {needs_model} need a model; pass `pipe` (CLI: --model DIR).")
+    if pipe is not None:
+        if scale is not None and int(scale) != pipe.upscale_factor:
+            raise ValueError(
+                f"--scale/`scale` is {scale} but the model upscales x{pipe.upscale_factor}; evaluate it at x"
+                f"{pipe.upscale_factor} (with a matching LR folder) or use a x{scale} model."
+            )
+        scale = pipe.upscale_factor
+    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f"`scale` must be a positive integer (the SR factor), got {scale!r}.")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    hr_images = list(hr_images)
+    if not hr_images:
+        raise ValueError("There are no HR images to evaluate.")
+    if lr_images is not None and len(lr_images) != len(hr_images):
+        raise ValueError(f"Got {len(lr_images)} LR images for {len(hr_images)} HR images.")
+    names = [f"{index:05d}" for index in range(len(hr_images))] if names is None else [str(n) for n in names]
+    if len(names) != len(hr_images) or len(set(names)) != len(names):
+        raise ValueError("`names` must give one distinct name per HR image.")
+
+    scorer = lpips if isinstance(lpips, LPIPSScorer) else None
+    if scorer is None:
+        device = pipe._execution_device if pipe is not None else "cpu"
+        scorer = LPIPSScorer(device=device, enabled=bool(lpips))
+    lpips_text = scorer.unavailable_text
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
+    scheduler_name = type(pipe.scheduler).__name__ if pipe is not None else None
+    keys = {
+        "bicubic": {"scale": scale, "crop": crop},
+        "rrdb": {"scale": scale, "crop": crop, "model": cache_tag},
+        "srdiff": {
+            "scale": scale,
+            "crop": crop,
+            "model": cache_tag,
+            "steps": num_inference_steps,
+            "scheduler": scheduler_name,
+            "num_samples": num_samples,
+            "seed": seed,
+        },
+    }
+    keys = {method: json.dumps(dict(key, version=CACHE_VERSION), sort_keys=True) for method, key in keys.items()}
+
+    rows, computed, reused = [], 0, 0
+    for index in tqdm(range(len(hr_images)), desc="Evaluating", unit="image", disable=not progress):
+        name = names[index]
+        lr_input = None if lr_images is None else lr_images[index]
+        hr, lr = prepare_pair(hr_images[index], lr_input, scale=scale, crop=crop, name=name)
+        fingerprint = _fingerprint(hr, lr)
+        outputs, pending = {}, []
+        for method in methods:
+            metrics = cache.get(method, keys[method], name, fingerprint) if cache is not None else None
+            # Results cached while LPIPS was unavailable are redone once it is available.
+            if metrics is not None and not (metrics.get("lpips") is None and scorer.available):
+                outputs[method] = None
+                reused += 1
+            else:
+                generator = torch.Generator().manual_seed(image_seed(seed, name)) if method == "srdiff" else None
+                images = super_resolve(
+                    method,
+                    lr,
+                    scale=scale,
+                    pipe=pipe,
+                    num_inference_steps=num_inference_steps,
+                    num_samples=num_samples,
+                    generator=generator,
+                )
+                metrics = image_metrics(
+                    images, hr, lr, scale=scale, lpips_scorer=scorer, deterministic=method != "srdiff"
+                )
+                outputs[method] = images
+                pending.append((method, metrics))
+                computed += 1
+            rows.append({"method": method, "image": name, "height": hr.shape[0], "width": hr.shape[1], **metrics})
+        if on_image is not None and pending:
+            on_image(name, hr, lr, outputs)
+        # Cached only after `on_image` (which saves the figures), so that an interrupted run redoes both.
+        for method, metrics in pending if cache is not None else ():
+            cache.put(method, keys[method], name, fingerprint, metrics)
+
+    return {
+        "scale": scale,
+        "methods": summarize(rows, methods, lpips_text),
+        "per_image": rows,
+        "lpips": lpips_text,
+        "settings": {
+            "methods": methods,
+            "num_images": len(hr_images),
+            "num_inference_steps": num_inference_steps if "srdiff" in methods else None,
+            "scheduler": scheduler_name if "srdiff" in methods else None,
+            "num_samples": num_samples if "srdiff" in methods else None,
+            "seed": seed,
+            "crop": crop,
+            "lr_given": lr_images is not None,
+            "computed": computed,
+            "reused_from_cache": reused,
+        },
+    }
