@@ -17,6 +17,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
+from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
+from ..utils.schedulers import fast_scheduler
+from .tiling import DEFAULT_TILE_OVERLAP, NoisePredictor, TiledNoisePredictor, encode_tiled, plan_tiles, resolve_tile_size
 
 
 EXAMPLE_DOC_STRING = """
@@ -149,6 +152,72 @@ class SRDiffPipeline(DiffusionPipeline):
         lr01 = lr01 * (255.0 / self.config.lr_upscale_divisor)
         return imresize(lr01, scale=self.upscale_factor) * 2 - 1
 
+    def fast_scheduler(self, name: str = "dpmsolver++", **kwargs) -> SchedulerMixin:
+        r"""
+        A few-step scheduler (`"ddim"`, `"dpmsolver++"` or `"unipc"`) with this pipeline's schedule and "trailing"
+        timestep spacing, for 10-25 steps: `pipe.scheduler = pipe.fast_scheduler("dpmsolver++")`. See
+        [`~srdiff_diffusers.utils.fast_scheduler`].
+        """
+        return fast_scheduler(self.scheduler.config, name, **kwargs)
+
+    def residual_from_image(self, hr01: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
+        """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
+        residual = (hr01.to(lr01.device) * 2 - 1 - self.upscale_bicubic(lr01)) * self.config.residual_rescale
+        return residual.clamp(-1, 1)
+
+    def _noise_predictor(self, lr_padded: torch.Tensor, num_samples: int, tile_size, tile_overlap: int):
+        """Encodes the padded LR image and returns `predict(model_input, t) -> noise`, tiled or not."""
+        lr = (lr_padded * 2 - 1).to(self.encoder.dtype)
+        multiple = self.unet.sample_size_multiple
+        align = multiple // math.gcd(multiple, self.upscale_factor)
+        height, width = lr.shape[-2:]
+        tile_hw = resolve_tile_size(tile_size, height, width, tile_overlap, align)
+        if tile_hw is None:
+            return NoisePredictor(self.unet, self.encoder.encode(lr).to(self.unet.dtype), num_samples)
+        tiles = plan_tiles(height, width, *tile_hw, tile_overlap, align)
+        condition = encode_tiled(self.encoder, lr, tiles, context=tile_overlap).to(self.unet.dtype)
+        return TiledNoisePredictor(self.unet, condition, tiles, tile_overlap, num_samples)
+
+    def _timesteps(self, num_inference_steps: int, strength: float, device) -> torch.Tensor:
+        """The scheduler's timesteps, keeping with `strength` < 1 only those below t-bar = strength * T."""
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        if strength >= 1:
+            return timesteps
+        # Paper t-bar (1..T) is diffusers' timestep t-bar - 1: keep t <= t-bar - 1, i.e. t < strength * T.
+        begin = int((timesteps >= strength * self.scheduler.config.num_train_timesteps).sum())
+        if begin == len(timesteps):
+            raise ValueError(
+                f"`strength`={strength} leaves no timestep of this {num_inference_steps}-step schedule (the smallest "
+                f"is {int(timesteps[-1])}): raise `strength` or `num_inference_steps`."
+            )
+        if hasattr(self.scheduler, "set_begin_index"):  # multistep solvers count their steps from here
+            self.scheduler.set_begin_index(begin)
+        return timesteps[begin:]
+
+    def _start_latents(self, shape, timesteps, strength, generator, lr01, init_image, latents) -> torch.Tensor:
+        """x_T (noise), x_t-bar from an HR guess (Algorithm 3), or the given latents, of the padded HR `shape`."""
+        device = self._execution_device
+        if latents is not None:
+            if tuple(latents.shape) != tuple(shape):
+                raise ValueError(
+                    f"`latents` must have shape {tuple(shape)} for this image (the HR size of the LR image padded to "
+                    f"a multiple of {self.unet.sample_size_multiple} HR pixels), got {tuple(latents.shape)}."
+                )
+            latents = latents.to(device=device, dtype=torch.float32)
+            # Latents at t-bar are used as they are; x_T follows the diffusers convention of being N(0, I).
+            return latents * self.scheduler.init_noise_sigma if strength >= 1 else latents
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        if init_image is None or strength >= 1:
+            return noise * self.scheduler.init_noise_sigma
+        residual = self.residual_from_image(init_image.to(device), lr01.to(device))
+        pad_h, pad_w = shape[-2] - residual.shape[-2], shape[-1] - residual.shape[-1]
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < residual.shape[-2] and pad_w < residual.shape[-1] else "replicate"
+            residual = F.pad(residual, (0, pad_w, 0, pad_h), mode=mode)
+        residual = residual.expand(shape[0], -1, -1, -1)
+        return self.scheduler.add_noise(residual, noise, timesteps[:1])
+
     def _denoise(
         self,
         lr01: torch.Tensor,
@@ -160,29 +229,34 @@ class SRDiffPipeline(DiffusionPipeline):
         extra_step_kwargs,
         passes_generator,
         progress_offset,
+        tile_size=None,
+        tile_overlap=DEFAULT_TILE_OVERLAP,
+        strength=1.0,
+        init_image=None,
+        latents=None,
     ) -> torch.Tensor:
-        """Algorithm 2 for one LR image; returns `num_samples` unclamped images in [-1, 1], (n, 3, H*s, W*s)."""
+        """
+        Algorithm 2 for one LR image; returns `num_samples` unclamped images in [-1, 1], (n, 3, H*s, W*s). With
+        `strength` < 1 it starts at t-bar = strength * T from `init_image` (an HR guess in [0, 1], Algorithm 3) or
+        from given `latents` (Algorithm 4).
+        """
         device, dtype = self._execution_device, self.unet.dtype
         scale = self.upscale_factor
         height, width = lr01.shape[-2:]
 
-        # 1. encode the (padded) LR image once; the condition projection does not depend on t either.
+        # 1. encode the (padded) LR image once, whole or tile by tile (see tiling.py)
         lr_padded = self.pad_to_multiple(lr01.to(device))
-        condition = self.encoder.encode((lr_padded * 2 - 1).to(self.encoder.dtype))
-        projected = self.unet.project_condition(condition.to(dtype))
-        projected = projected.expand(num_samples, -1, -1, -1)
+        predict_noise = self._noise_predictor(lr_padded, num_samples, tile_size, tile_overlap)
 
-        # 2. noise for the residual, in float32 so the schedule arithmetic stays exact in reduced precision
+        # 2. starting latents, in float32 so the schedule arithmetic stays exact in reduced precision
+        timesteps = self._timesteps(num_inference_steps, strength, device)
         shape = (num_samples, self.unet.config.out_channels, lr_padded.shape[-2] * scale, lr_padded.shape[-1] * scale)
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        latents = latents * self.scheduler.init_noise_sigma
+        latents = self._start_latents(shape, timesteps, strength, generator, lr01, init_image, latents)
 
         # 3. denoising loop
-        timesteps = self.scheduler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
-            noise_pred = self.unet(model_input.to(dtype), t, projected_condition=projected).sample
+            noise_pred = predict_noise(model_input.to(dtype), t)
             step_kwargs = dict(extra_step_kwargs, generator=generator) if passes_generator else extra_step_kwargs
             latents = self.scheduler.step(noise_pred.float(), t, latents, **step_kwargs).prev_sample
             if callback_on_step_end is not None:
@@ -207,6 +281,12 @@ class SRDiffPipeline(DiffusionPipeline):
         callback_on_step_end: Optional[Callable[[Any, int, int, Dict], Dict]] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
         eta: float = 0.0,
+        latents: Optional[torch.Tensor] = None,
+        init_image: Optional[Union[PIL.Image.Image, np.ndarray, torch.Tensor, List]] = None,
+        strength: float = 1.0,
+        tile_size: Optional[Union[int, str]] = "auto",
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        lr_consistency: bool = False,
     ) -> Union[ImagePipelineOutput, tuple]:
         r"""
         Super-resolves one or more images.
@@ -228,6 +308,27 @@ class SRDiffPipeline(DiffusionPipeline):
                 `callback_on_step_end(pipe, step, timestep, callback_kwargs)`; may return `{"latents": ...}`.
             callback_on_step_end_tensor_inputs (`List[str]`, *optional*): Tensors passed in `callback_kwargs`.
             eta (`float`, *optional*, defaults to 0.0): DDIM's eta; ignored by other schedulers.
+            latents (`torch.Tensor`, *optional*): The starting latents, `(len(images) * num_images_per_prompt, 3,
+                H', W')` where `H', W'` is the HR size of the LR image padded to the U-Net's size multiple (all
+                inputs must then have one size). With `strength` 1 they are x_T (standard normal, scaled by the
+                scheduler's `init_noise_sigma`); with `strength` < 1 they are x_t-bar and used as given (Algorithm 4,
+                see [`SRDiffInterpolationPipeline`]).
+            init_image (same types as `image`, *optional*): HR guesses (`scale` times the LR size, one per LR image)
+                to refine (the core of Algorithm 3): their residual is diffused to t-bar = `strength` * T with the
+                same global noise and denoised from there. Supported by schedulers with `add_noise` that can start
+                mid-way: DDPM, DDIM, DPMSolverMultistep, UniPC.
+            strength (`float`, *optional*, defaults to 1.0): t-bar as a fraction of T (the paper's t-bar = 30, 50, 70
+                are 0.3, 0.5, 0.7). Only the scheduler's timesteps below t-bar are run. 1 is plain sampling (an
+                `init_image` is then ignored); 0 returns `init_image` as it is, without a network call.
+            tile_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): Tile side in LR pixels for tiled
+                inference (encoder and noise predictor), so that memory is bounded by the tile, not the image.
+                `"auto"` tiles LR images with a side over 256 pixels, with balanced tiles of at most 256; `None`
+                never tiles (the paper's exact sampler). Must be a multiple of the U-Net's LR size multiple.
+            tile_overlap (`int`, *optional*, defaults to 16): Overlap of neighbouring tiles in LR pixels; noise
+                predictions are blended over it with raised-cosine weights at every step, and the encoder sees this
+                much context around each tile.
+            lr_consistency (`bool`, *optional*, defaults to `False`): Pull the output's low frequencies to the LR
+                image (`out + up(LR - down(out))` with MATLAB bicubic), which fixes colour shifts and raises LR-PSNR.
 
         Examples:
 
@@ -239,6 +340,7 @@ class SRDiffPipeline(DiffusionPipeline):
         self.check_inputs(num_inference_steps, output_type, num_images_per_prompt, callback_on_step_end_tensor_inputs)
         prepared = prepare_images(image)
         total = len(prepared) * num_images_per_prompt
+        init_images = self._check_manipulation_inputs(prepared, total, latents, init_image, strength, tile_overlap)
         if isinstance(generator, list) and len(generator) != total:
             raise ValueError(
                 f"Got {len(generator)} generators for {total} output images ({len(prepared)} inputs x "
@@ -256,17 +358,29 @@ class SRDiffPipeline(DiffusionPipeline):
             if isinstance(generator, list):
                 gen = generator[index * num_images_per_prompt : (index + 1) * num_images_per_prompt]
                 gen = gen[0] if len(gen) == 1 else gen
-            raw = self._denoise(
-                item.rgb,
-                num_inference_steps,
-                num_images_per_prompt,
-                gen,
-                callback_on_step_end,
-                callback_on_step_end_tensor_inputs,
-                extra_step_kwargs,
-                passes_generator,
-                progress_offset=index * len(self.scheduler.timesteps),
-            )
+            init = init_images[index] if init_images is not None else None
+            if strength == 0:  # nothing to refine: the guess itself, without a network call
+                raw = (init * 2 - 1).to(self._execution_device).expand(num_images_per_prompt, -1, -1, -1)
+            else:
+                raw = self._denoise(
+                    item.rgb,
+                    num_inference_steps,
+                    num_images_per_prompt,
+                    gen,
+                    callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
+                    extra_step_kwargs,
+                    passes_generator,
+                    progress_offset=index * len(self.scheduler.timesteps),
+                    tile_size=tile_size,
+                    tile_overlap=tile_overlap,
+                    strength=strength,
+                    init_image=init,
+                    latents=None if latents is None else latents[index * num_images_per_prompt :][:num_images_per_prompt],
+                )
+            if lr_consistency:
+                rgb = item.rgb.to(raw.device)
+                raw = lr_consistency_correction(raw.clamp(-1, 1), rgb * 2 - 1, self.upscale_factor)
             results.append((raw, item))
 
         # 3. post-process
@@ -275,6 +389,39 @@ class SRDiffPipeline(DiffusionPipeline):
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+    def _check_manipulation_inputs(self, prepared, total, latents, init_image, strength, tile_overlap):
+        """Checks `latents`, `init_image`, `strength` and `tile_overlap`; returns the init images as (1, 3, H, W)."""
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+            raise ValueError(f"`strength` must be a number in [0, 1] (t-bar / T), got {strength!r}.")
+        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
+            raise ValueError(f"`tile_overlap` must be a non-negative int (LR pixels), got {tile_overlap!r}.")
+        if latents is not None:
+            if init_image is not None:
+                raise ValueError("Pass `latents` or `init_image`, not both: `init_image` makes its own latents.")
+            if not torch.is_tensor(latents) or latents.ndim != 4 or latents.shape[0] != total:
+                raise ValueError(
+                    f"`latents` must be a 4-d tensor with one row per output image ({total}), got "
+                    f"{tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__}."
+                )
+            if strength == 0:
+                raise ValueError("`strength`=0 runs no step, so there is nothing to do with `latents`.")
+        if init_image is None:
+            if strength == 0:
+                raise ValueError("`strength`=0 returns `init_image` unchanged; pass `init_image` (or raise strength).")
+            return None
+        init_images = [item.rgb for item in prepare_images(init_image)]
+        if len(init_images) != len(prepared):
+            raise ValueError(f"Got {len(init_images)} init images for {len(prepared)} LR images; pass one per LR image.")
+        scale = self.upscale_factor
+        for lr, init in zip(prepared, init_images):
+            expected = (lr.rgb.shape[-2] * scale, lr.rgb.shape[-1] * scale)
+            if tuple(init.shape[-2:]) != expected:
+                raise ValueError(
+                    f"An init image is {tuple(init.shape[-2:])} (HxW) but its LR image x{scale} is {expected}; pass "
+                    "HR guesses of exactly the LR size times the scale."
+                )
+        return init_images
 
     def _postprocess(self, results: List[tuple], output_type: str):
         if output_type == "raw":
