@@ -140,7 +140,10 @@ class SRDiffPipeline(DiffusionPipeline):
         multiple = self.unet.sample_size_multiple
         lr_multiple = multiple // math.gcd(multiple, self.upscale_factor)
         height, width = lr.shape[-2:]
-        pad_h, pad_w = (-height) % lr_multiple, (-width) % lr_multiple
+        # The U-Net's lowest level reflection-pads by one pixel, so it needs at least 2 (HR >= 2 * multiple).
+        min_lr = -(-2 * multiple // self.upscale_factor)
+        pad_h = max(height + (-height) % lr_multiple, min_lr + (-min_lr) % lr_multiple) - height
+        pad_w = max(width + (-width) % lr_multiple, min_lr + (-min_lr) % lr_multiple) - width
         if pad_h == 0 and pad_w == 0:
             return lr
         # Reflection needs the pad to be smaller than the image; tiny images fall back to edge replication.
