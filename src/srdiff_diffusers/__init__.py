@@ -2,15 +2,22 @@
 
 __version__ = "0.1.0"
 
+from .conversion import convert_original_checkpoint
 from .image_processing import imresize
 from .models import RRDBEncoder, RRDBEncoderOutput, SRDiffUNet2DModel
-from .pipelines import SRDiffPipeline, default_scheduler
+from .pipelines import SRDiffFusionPipeline, SRDiffInterpolationPipeline, SRDiffPipeline, default_scheduler
+from .utils import fast_scheduler, lr_consistency
 
 __all__ = [
     "RRDBEncoder",
     "RRDBEncoderOutput",
+    "SRDiffFusionPipeline",
+    "SRDiffInterpolationPipeline",
     "SRDiffPipeline",
     "SRDiffUNet2DModel",
+    "convert_original_checkpoint",
     "default_scheduler",
+    "fast_scheduler",
     "imresize",
+    "lr_consistency",
 ]
