@@ -1,3 +1,4 @@
 from .pipeline_srdiff import SRDiffPipeline, default_scheduler
+from .pipeline_srdiff_manipulation import SRDiffFusionPipeline, SRDiffInterpolationPipeline
 
-__all__ = ["SRDiffPipeline", "default_scheduler"]
+__all__ = ["SRDiffFusionPipeline", "SRDiffInterpolationPipeline", "SRDiffPipeline", "default_scheduler"]

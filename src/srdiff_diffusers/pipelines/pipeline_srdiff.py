@@ -263,7 +263,8 @@ class SRDiffPipeline(DiffusionPipeline):
             step_kwargs = dict(extra_step_kwargs, generator=generator) if passes_generator else extra_step_kwargs
             latents = self.scheduler.step(noise_pred.float(), t, latents, **step_kwargs).prev_sample
             if callback_on_step_end is not None:
-                callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                step_locals = locals()  # not inside the comprehension: there, locals() is its own scope (< 3.12)
+                callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, progress_offset + i, t, callback_kwargs)
                 latents = callback_outputs.pop("latents", latents)
 

@@ -1,0 +1,293 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""The paper's image manipulations (Section 5.4): content fusion (Algorithm 3) and latent interpolation (Algorithm 4).
+
+Both are sibling pipelines of [`SRDiffPipeline`] with the same components, so they are made from a loaded pipeline
+without reloading anything: `SRDiffFusionPipeline.from_pipe(pipe)`.
+"""
+
+import math
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import ImagePipelineOutput
+
+from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil
+from .pipeline_srdiff import SRDiffPipeline
+from .tiling import DEFAULT_TILE_OVERLAP
+
+
+ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
+
+
+def _one_rgb(image: ImageInput, what: str) -> torch.Tensor:
+    prepared = prepare_images(image)
+    if len(prepared) != 1:
+        raise ValueError(f"`{what}` must be a single image, got {len(prepared)}.")
+    return prepared[0].rgb
+
+
+def _prepare_mask(mask, height: int, width: int) -> torch.Tensor:
+    """A mask as `(1, 1, H, W)` float in [0, 1]: PIL (any mode, converted to L), bool/uint8/float numpy or torch."""
+    if isinstance(mask, PIL.Image.Image):
+        mask = np.asarray(mask.convert("L"))
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask.copy())
+    if not torch.is_tensor(mask):
+        raise TypeError(f"`mask` must be a PIL image, a numpy array or a torch tensor, got {type(mask).__name__}.")
+    if mask.dtype == torch.bool:
+        mask = mask.float()
+    elif mask.dtype == torch.uint8:
+        mask = mask.float() / 255
+    mask = mask.float()
+    while mask.ndim > 2 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.ndim != 2:
+        raise ValueError(f"`mask` must be one channel, HxW (or 1xHxW, 1x1xHxW), got shape {tuple(mask.shape)}.")
+    if tuple(mask.shape) != (height, width):
+        raise ValueError(f"`mask` is {tuple(mask.shape)} (HxW) but the HR images are {(height, width)}.")
+    if not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
+        raise ValueError("`mask` values must be in [0, 1] (or bool, or uint8 0..255); 1 takes the source image.")
+    return mask[None, None]
+
+
+def _output(images01: torch.Tensor, output_type: str, return_dict: bool):
+    """[0, 1] RGB images to the requested type, without a round trip through [-1, 1] (so copied pixels stay exact)."""
+    if output_type == "pil":
+        rgb = PreparedImage(images01[:1], kind="pil")
+        images = [tensor_to_pil(image, rgb) for image in images01]
+    elif output_type == "np":
+        images = images01.permute(0, 2, 3, 1).cpu().numpy()
+    elif output_type == "pt":
+        images = images01.cpu()
+    else:
+        raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
+    return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+
+class SRDiffFusionPipeline(SRDiffPipeline):
+    r"""
+    Content fusion (Algorithm 3 of the paper, with a mask instead of a fixed eye box): the masked region of a source HR
+    image is pasted into a target HR image, the result is refined by SRDiff from t-bar = `strength` * T conditioned on
+    the target's LR image (which makes the two contents agree), and the refined masked region is pasted back into the
+    target. Pixels where the mask is 0 are the target's, exactly.
+
+    Make it from a loaded pipeline without reloading weights: `fusion = SRDiffFusionPipeline.from_pipe(pipe)`.
+    """
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        target_image: ImageInput = None,
+        source_image: ImageInput = None,
+        mask: Union[PIL.Image.Image, np.ndarray, torch.Tensor] = None,
+        image: Optional[ImageInput] = None,
+        strength: float = 0.5,
+        num_inference_steps: int = 100,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        num_images_per_prompt: int = 1,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        eta: float = 0.0,
+        tile_size: Optional[Union[int, str]] = "auto",
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        lr_consistency: bool = False,
+    ):
+        r"""
+        Args:
+            target_image (`PIL.Image.Image`, `np.ndarray` or `torch.Tensor`): The HR image to edit (the paper's
+                face-source image), RGB; its size must be a multiple of the scale when `image` is not given.
+            source_image (same types): The HR image whose masked region is fused in (the eye-source image), same size.
+            mask (`PIL.Image.Image`, `np.ndarray` or `torch.Tensor`): HxW, 1 (or 255, or True) where the source is
+                taken, 0 where the target is kept; values in between blend.
+            image (same types, *optional*): The target's LR image; defaults to MATLAB-bicubic downscaling of the
+                target, which is how the benchmark LR images are made.
+            strength (`float`, *optional*, defaults to 0.5): t-bar / T. The paper shows 0.3, 0.5, 0.7: small values
+                keep more of the source, large ones more of what the target's LR image implies.
+            num_inference_steps, generator, num_images_per_prompt, eta, tile_size, tile_overlap, lr_consistency:
+                As in [`SRDiffPipeline.__call__`].
+            output_type (`str`, *optional*, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`.
+
+        Returns:
+            [`~pipelines.ImagePipelineOutput`] or `tuple`: `num_images_per_prompt` fused images.
+        """
+        if target_image is None or source_image is None or mask is None:
+            raise ValueError("Content fusion needs `target_image`, `source_image` and `mask`.")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        target = _one_rgb(target_image, "target_image")
+        source = _one_rgb(source_image, "source_image")
+        if source.shape != target.shape:
+            raise ValueError(
+                f"`source_image` is {tuple(source.shape[-2:])} but `target_image` is {tuple(target.shape[-2:])}; "
+                "crop or resize them to one size first."
+            )
+        height, width = target.shape[-2:]
+        region = _prepare_mask(mask, height, width)
+        scale = self.upscale_factor
+        if image is None:
+            if height % scale or width % scale:
+                raise ValueError(
+                    f"The target is {height}x{width}, not a multiple of the scale {scale}; pass its LR image as "
+                    "`image` or crop the target."
+                )
+            low_res = imresize(target, scale=1 / scale).clamp(0, 1)
+        else:
+            low_res = _one_rgb(image, "image")
+
+        # Algorithm 3, lines 3-12: the naive paste, refined from t-bar under the target's LR image ...
+        fused = target + region * (source - target)
+        refined = super().__call__(
+            low_res,
+            init_image=fused,
+            strength=strength,
+            num_inference_steps=num_inference_steps,
+            generator=generator,
+            num_images_per_prompt=num_images_per_prompt,
+            output_type="pt",
+            eta=eta,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            lr_consistency=lr_consistency,
+        ).images
+        # ... line 13: only the masked region of the refined image goes into the target.
+        result = target + region * (refined - target)
+        return _output(result, output_type, return_dict)
+
+
+class SRDiffInterpolationPipeline(SRDiffPipeline):
+    r"""
+    Latent space interpolation (Algorithm 4 of the paper): two latents at t-bar = `strength` * T are mixed,
+    `lambda * latents_a + (1 - lambda) * latents_b`, and denoised from t-bar under one LR image. `lambda` = 1 gives
+    exactly the sample from `latents_a`, 0 the one from `latents_b`.
+
+    The scheduler's noise is the same for every lambda (each lambda starts from a copy of `generator`'s state), so
+    the images differ only through the latents. Make latents with [`~SRDiffInterpolationPipeline.prepare_latents`]:
+    pure noise (Algorithm 4 as printed) or two SR results diffused to t-bar (q(x_t-bar | x_0), as the text says).
+
+    Make it from a loaded pipeline without reloading weights: `interp = SRDiffInterpolationPipeline.from_pipe(pipe)`.
+    """
+
+    def _start_shape(self, low_res: torch.Tensor, count: int):
+        padded = self.pad_to_multiple(low_res)
+        scale = self.upscale_factor
+        return (count, self.unet.config.out_channels, padded.shape[-2] * scale, padded.shape[-1] * scale)
+
+    @torch.no_grad()
+    def prepare_latents(
+        self,
+        image: ImageInput,
+        strength: float = 0.5,
+        num_inference_steps: int = 100,
+        generator: Optional[torch.Generator] = None,
+        hr_image: Optional[ImageInput] = None,
+    ) -> torch.Tensor:
+        r"""
+        Latents at t-bar for [`~SRDiffInterpolationPipeline.__call__`], `(1, 3, H', W')` with `H', W'` the padded HR
+        size.
+
+        Args:
+            image: The LR image.
+            strength (`float`, *optional*, defaults to 0.5): t-bar / T; use the same value for `__call__`.
+            num_inference_steps (`int`, *optional*, defaults to 100): The schedule, to find the first timestep.
+            generator (`torch.Generator`, *optional*): For the noise.
+            hr_image (*optional*): An SR result (HR, [0, 1]) to diffuse to t-bar with the scheduler's `add_noise`;
+                without it the latents are standard normal noise (Algorithm 4, line 3).
+        """
+        low_res = _one_rgb(image, "image").to(self._execution_device)
+        shape = self._start_shape(low_res, 1)
+        if hr_image is None:
+            return self._start_latents(shape, None, 1.0, generator, low_res, None, None)
+        hr = _one_rgb(hr_image, "hr_image")
+        self._check_manipulation_inputs(prepare_images(image), 1, None, hr, strength, 0)
+        timesteps = self._timesteps(num_inference_steps, strength, low_res.device)
+        return self._start_latents(shape, timesteps, strength, generator, low_res, hr, None)
+
+    @staticmethod
+    def interpolate(latents_a: torch.Tensor, latents_b: torch.Tensor, weight: float, method: str = "linear"):
+        """`weight * a + (1 - weight) * b` (the paper), or spherical interpolation (keeps the norm of noise)."""
+        if method == "linear":
+            return weight * latents_a + (1 - weight) * latents_b
+        if method != "slerp":
+            raise ValueError(f"`interpolation` must be 'linear' or 'slerp', got {method!r}.")
+        if weight == 1:
+            return latents_a.clone()
+        if weight == 0:
+            return latents_b.clone()
+        a, b = latents_a.flatten(1), latents_b.flatten(1)
+        cos = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).clamp(-1, 1)
+        theta = torch.acos(cos)[:, None]
+        sin = torch.sin(theta).clamp_min(1e-8)
+        mixed = (torch.sin(weight * theta) * a + torch.sin((1 - weight) * theta) * b) / sin
+        return mixed.view_as(latents_a)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput = None,
+        latents_a: torch.Tensor = None,
+        latents_b: torch.Tensor = None,
+        interpolation_weights: Sequence[float] = (0.0, 0.4, 0.8, 1.0),
+        strength: float = 0.5,
+        num_inference_steps: int = 100,
+        generator: Optional[torch.Generator] = None,
+        interpolation: str = "linear",
+        output_type: str = "pil",
+        return_dict: bool = True,
+        eta: float = 0.0,
+        tile_size: Optional[Union[int, str]] = "auto",
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        lr_consistency: bool = False,
+    ):
+        r"""
+        Args:
+            image: One LR image.
+            latents_a, latents_b (`torch.Tensor`): Latents at t-bar, from
+                [`~SRDiffInterpolationPipeline.prepare_latents`] (same shape).
+            interpolation_weights (`Sequence[float]`, *optional*, defaults to `(0.0, 0.4, 0.8, 1.0)`): The lambdas
+                of the paper's Figure 6b, each in [0, 1]; one image per lambda.
+            strength (`float`, *optional*, defaults to 0.5): t-bar / T (the paper uses t-bar = 50 of 100).
+            generator (`torch.Generator`, *optional*): Its state is copied for every lambda, so all images share
+                the scheduler's noise.
+            interpolation (`str`, *optional*, defaults to `"linear"`): `"linear"` (the paper) or `"slerp"`.
+            num_inference_steps, output_type, return_dict, eta, tile_size, tile_overlap, lr_consistency:
+                As in [`SRDiffPipeline.__call__`].
+
+        Returns:
+            [`~pipelines.ImagePipelineOutput`] or `tuple`: one image per weight, in order.
+        """
+        if latents_a is None or latents_b is None:
+            raise ValueError("Pass `latents_a` and `latents_b` (see `prepare_latents`).")
+        if latents_a.shape != latents_b.shape:
+            raise ValueError(f"`latents_a` {tuple(latents_a.shape)} and `latents_b` {tuple(latents_b.shape)} differ.")
+        weights = list(interpolation_weights)
+        if not weights or any(not (isinstance(w, (int, float)) and 0 <= w <= 1) for w in weights):
+            raise ValueError(f"`interpolation_weights` must be numbers in [0, 1], got {interpolation_weights!r}.")
+        if isinstance(generator, list):
+            raise ValueError("Pass one `generator`: its state is copied for every interpolation weight.")
+        state = generator.get_state() if generator is not None else None
+
+        outputs = []
+        for weight in self.progress_bar(weights) if len(weights) > 1 else weights:
+            gen = None
+            if state is not None:
+                gen = torch.Generator(device=generator.device).set_state(state)
+            mixed = self.interpolate(latents_a, latents_b, float(weight), interpolation)
+            out = super().__call__(
+                image,
+                latents=mixed,
+                strength=strength,
+                num_inference_steps=num_inference_steps,
+                generator=gen,
+                output_type="raw" if output_type == "raw" else "pt",
+                eta=eta,
+                tile_size=tile_size,
+                tile_overlap=tile_overlap,
+                lr_consistency=lr_consistency,
+            ).images
+            outputs.append(out)
+        images = torch.cat(outputs)
+        if output_type == "raw":
+            return ImagePipelineOutput(images=images) if return_dict else (images,)
+        return _output(images, output_type, return_dict)
