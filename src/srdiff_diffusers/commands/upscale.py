@@ -57,6 +57,40 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Use a scikit-image sample image, downscaled by the model's scale (saved as <name>_lr.png) as input.",
     )
+    parser.add_argument(
+        "--tile-size",
+        type=_tile_size,
+        default="auto",
+        help="Tile side in LR pixels for large images: an int, 'auto' (default: tiles when a side exceeds 256) or "
+        "'none' (never tile).",
+    )
+    parser.add_argument("--tile-overlap", type=int, default=16, help="Tile overlap in LR pixels (default: 16).")
+    parser.add_argument(
+        "--init-image",
+        default=None,
+        help="An HR guess to refine instead of sampling from noise (one INPUT only); use with --strength.",
+    )
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="With --init-image: t-bar as a fraction of T, in [0, 1] (0 returns the guess, 1 ignores it; "
+        "default 0.5).",
+    )
+    parser.add_argument(
+        "--lr-consistency",
+        action="store_true",
+        help="Pull the result's low frequencies (colours) to the LR image.",
+    )
+
+
+def _tile_size(value: str):
+    if value.lower() in ("auto", "none"):
+        return value.lower() if value.lower() == "auto" else None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile-size must be an int, 'auto' or 'none', got {value!r}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -218,6 +252,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.strength is not None and args.init_image is None:
+        raise ValueError("--strength needs --init-image (the HR guess to refine)")
+    if args.strength is not None and not 0 <= args.strength <= 1:
+        raise ValueError(f"--strength must be in [0, 1], got {args.strength}")
+    if args.init_image is not None and (len(args.inputs) != 1 or args.sample or Path(args.inputs[0]).is_dir()):
+        raise ValueError("--init-image refines one image: give exactly one INPUT file (its LR image)")
+    if args.tile_overlap < 0:
+        raise ValueError(f"--tile-overlap must be at least 0, got {args.tile_overlap}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
@@ -273,6 +315,11 @@ def run(args: argparse.Namespace) -> int:
             generator=generator,
             num_images_per_prompt=args.num_samples,
             output_type=output_type,
+            tile_size=args.tile_size,
+            tile_overlap=args.tile_overlap,
+            init_image=read_image(Path(args.init_image)) if args.init_image else None,
+            strength=(0.5 if args.strength is None else args.strength) if args.init_image else 1.0,
+            lr_consistency=args.lr_consistency,
         ).images
         for result, name in zip(images, planned[stem]):
             save_atomically(to_pil(result), output_dir / name)
