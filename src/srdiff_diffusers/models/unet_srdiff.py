@@ -5,6 +5,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
@@ -39,10 +40,16 @@ class SRDiffResnetBlock2D(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         residual = hidden_states if self.conv_shortcut is None else self.conv_shortcut(hidden_states)
-        hidden_states = self.nonlinearity(self.conv1(hidden_states))
-        hidden_states = hidden_states + self.time_emb_proj(self.nonlinearity(temb))[:, :, None, None]
-        hidden_states = self.nonlinearity(self.conv2(hidden_states))
-        return hidden_states + residual
+        time_bias = self.time_emb_proj(self.nonlinearity(temb))[:, :, None, None]
+        if torch.is_grad_enabled():
+            hidden_states = self.nonlinearity(self.conv1(hidden_states))
+            hidden_states = self.nonlinearity(self.conv2(hidden_states + time_bias))
+            return hidden_states + residual
+        # Without autograd, every intermediate below is a fresh convolution output that nothing else holds, so the
+        # activations and additions can overwrite it: the same operations in the same order (identical values),
+        # without allocating and writing a new full-resolution tensor each time.
+        hidden_states = F.mish(self.conv1(hidden_states), inplace=True).add_(time_bias)
+        return F.mish(self.conv2(hidden_states), inplace=True).add_(residual)
 
 
 class SRDiffDownBlock2D(nn.Module):
@@ -249,7 +256,12 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             hidden_states = block.upsampler(hidden_states)
 
         # 5. output
-        sample = self.conv_out(self.conv_act(self.conv_norm_out(hidden_states)))
+        hidden_states = self.conv_norm_out(hidden_states)
+        if torch.is_grad_enabled():
+            hidden_states = self.conv_act(hidden_states)
+        else:
+            hidden_states = F.mish(hidden_states, inplace=True)  # a fresh convolution output, as in the blocks
+        sample = self.conv_out(hidden_states)
         if not return_dict:
             return (sample,)
         return UNet2DOutput(sample=sample)

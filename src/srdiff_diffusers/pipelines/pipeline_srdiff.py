@@ -18,6 +18,7 @@ from ..image_processing import PreparedImage, imresize, prepare_images, tensor_t
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
+from ..utils.precision import NonFiniteGuard
 from ..utils.schedulers import fast_scheduler
 from .tiling import DEFAULT_TILE_OVERLAP, NoisePredictor, TiledNoisePredictor, encode_tiled, plan_tiles, resolve_tile_size
 
@@ -256,10 +257,12 @@ class SRDiffPipeline(DiffusionPipeline):
         shape = (num_samples, self.unet.config.out_channels, lr_padded.shape[-2] * scale, lr_padded.shape[-1] * scale)
         latents = self._start_latents(shape, timesteps, strength, generator, lr01, init_image, latents)
 
-        # 3. denoising loop
+        # 3. denoising loop (the U-Net may run in reduced precision: its output is checked for NaN/inf)
+        guard = NonFiniteGuard(dtype, device)
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
             noise_pred = predict_noise(model_input.to(dtype), t)
+            guard.update(noise_pred, i, t)
             step_kwargs = dict(extra_step_kwargs, generator=generator) if passes_generator else extra_step_kwargs
             latents = self.scheduler.step(noise_pred.float(), t, latents, **step_kwargs).prev_sample
             if callback_on_step_end is not None:
@@ -267,6 +270,7 @@ class SRDiffPipeline(DiffusionPipeline):
                 callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, progress_offset + i, t, callback_kwargs)
                 latents = callback_outputs.pop("latents", latents)
+        guard.check()
 
         # 4. residual back to an image: x0 / rescale + up(LR), cropped to the unpadded size
         residual = latents[:, :, : height * scale, : width * scale].clamp(-1, 1) / self.config.residual_rescale
