@@ -148,7 +148,9 @@ def test_full_sampler_matches_original(name, divisor, fixture):
     ).images
     diff = max_diff(sample, tensors[fixture])
     print(f"\n{name} /{divisor or 256}: 100-step sample max abs diff {diff:.3g}")
-    assert diff <= 1e-4
+    # The issue asks for 1e-4; we measure ~3e-6. Swapping the RRDB's dense blocks moves this sample by only 7e-5-1e-4
+    # (the 0.2 residual scales damp it), so 1e-4 alone could miss a wrong conversion: hold it to 2e-5.
+    assert diff <= 2e-5
 
 
 def test_save_and_from_pretrained_give_identical_output(tmp_path):
