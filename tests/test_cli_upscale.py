@@ -1,0 +1,195 @@
+"""`srdiff upscale` through `srdiff_diffusers.cli.main`, with a tiny saved pipeline."""
+
+import shutil
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from srdiff_diffusers.cli import main
+from srdiff_diffusers.commands import upscale
+
+from conftest import tiny_pipeline
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models on shared CPUs: thread hand-offs cost far more than the arithmetic.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    tiny_pipeline().save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    PIL.Image.fromarray(g.integers(0, 256, (7, 13, 3), dtype=np.uint8)).save(folder / "odd.png")
+    PIL.Image.fromarray(g.integers(0, 256, (6, 5), dtype=np.uint8)).save(folder / "gray.png")
+    (folder / "notes.txt").write_text("not an image, and not picked up from the folder")
+    return folder
+
+
+def upscale_cli(*args, model_dir, out, steps=1):
+    return main(["upscale", *map(str, args), "-o", str(out), "--model", model_dir, "--steps", str(steps), "--seed", "0"])
+
+
+def test_folder_of_images(model_dir, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert upscale_cli(inputs, model_dir=model_dir, out=out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gray_x4.png", "odd_x4.png"]
+    with PIL.Image.open(out / "odd_x4.png") as image:
+        assert image.size == (52, 28) and image.mode == "RGB"
+    with PIL.Image.open(out / "gray_x4.png") as image:
+        assert image.size == (20, 24) and image.mode == "L"
+    assert "odd_x4.png" in capsys.readouterr().out
+
+
+def test_same_as_the_pipeline(model_dir, inputs, tmp_path):
+    out = tmp_path / "out"
+    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=out, steps=2) == 0
+    pipe = tiny_pipeline()
+    with PIL.Image.open(inputs / "odd.png") as image:
+        expected = pipe(image, num_inference_steps=2, generator=[torch.Generator().manual_seed(0)]).images[0]
+    with PIL.Image.open(out / "odd_x4.png") as image:
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(expected))
+
+
+def test_refuses_to_overwrite(model_dir, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = out / "odd_x4.png"
+    existing.write_bytes(b"precious")
+    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=out) == 1
+    err = capsys.readouterr().err
+    assert "srdiff upscale: error:" in err and "odd_x4.png" in err and "--overwrite" in err
+    assert existing.read_bytes() == b"precious"
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(out), "--model", model_dir, "--steps", "1",
+                 "--overwrite"]) == 0
+    with PIL.Image.open(existing) as image:
+        assert image.size == (52, 28)
+    assert not list(out.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_num_samples_and_schedulers(model_dir, inputs, tmp_path):
+    out = tmp_path / "out"
+    assert upscale_cli(inputs / "gray.png", "--num-samples", "2", "--scheduler", "dpm", model_dir=model_dir,
+                       out=out, steps=2) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["gray_x4_sample0.png", "gray_x4_sample1.png"]
+    first, second = (np.asarray(PIL.Image.open(out / n)) for n in names)
+    assert first.shape == (24, 20) and not np.array_equal(first, second)
+    for scheduler in ("ddim", "unipc", "ddpm"):
+        assert upscale_cli(inputs / "odd.png", "--scheduler", scheduler, model_dir=model_dir, out=tmp_path / scheduler,
+                           steps=2) == 0
+        assert (tmp_path / scheduler / "odd_x4.png").is_file()
+
+
+def test_scheduler_swap_uses_trailing_spacing(model_dir):
+    pipe = upscale.load_pipeline(model_dir)
+    upscale.set_scheduler(pipe, "dpm")
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    pipe.scheduler.set_timesteps(5)
+    assert int(pipe.scheduler.timesteps[0]) == 99  # starts from pure noise
+    assert pipe.scheduler.config.beta_schedule == "squaredcos_cap_v2"
+
+
+def test_sample_image(model_dir, tmp_path):
+    out = tmp_path / "out"
+    assert main(["upscale", "--sample", "camera", "-o", str(out), "--model", model_dir, "--steps", "1"]) == 0
+    with PIL.Image.open(out / "camera_lr.png") as lr, PIL.Image.open(out / "camera_x4.png") as sr:
+        assert lr.size == (128, 128) and lr.mode == "L"
+        assert sr.size == (512, 512) and sr.mode == "L"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.png", "input not found"),
+        (lambda d: (d / "bad.png").write_bytes(b"\x89PNG garbage") and d / "bad.png", "cannot read"),
+        (lambda d: (d / "notes.txt"), "cannot read"),
+    ],
+)
+def test_bad_input_files(model_dir, inputs, tmp_path, capsys, make, message):
+    out = tmp_path / "out"
+    assert upscale_cli(inputs / "odd.png", make(inputs), model_dir=model_dir, out=out) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("srdiff upscale: error:") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written before the error
+
+
+def test_truncated_image(model_dir, inputs, tmp_path, capsys):
+    data = (inputs / "odd.png").read_bytes()
+    (inputs / "cut.png").write_bytes(data[: len(data) // 2])
+    assert upscale_cli(inputs / "cut.png", model_dir=model_dir, out=tmp_path / "out") == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_bad_models(inputs, tmp_path, capsys):
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "no")]) == 1
+    assert "no such model folder" in capsys.readouterr().err
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(inputs)]) == 1
+    assert "no model_index.json" in capsys.readouterr().err
+    # a Hub id that cannot be reached (no network here) or does not exist: one clear line, no traceback
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model",
+                 "nobody-xyz/no-such-srdiff-model"]) == 1
+    err = capsys.readouterr().err
+    assert "could not load the model nobody-xyz/no-such-srdiff-model" in err and "Traceback" not in err
+
+
+def test_missing_weights_in_model_folder(model_dir, inputs, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    assert upscale_cli(inputs / "odd.png", model_dir=str(broken), out=tmp_path / "out") == 1
+    assert "could not load the model" in capsys.readouterr().err
+
+
+def test_no_model_uses_the_fallback(inputs, tmp_path, monkeypatch):
+    requested = []
+
+    def tiny_fallback(model):  # the full-size random model is too slow for a test; its build is checked below
+        requested.append(model)
+        return tiny_pipeline()
+
+    monkeypatch.setattr(upscale, "load_pipeline", tiny_fallback)
+    assert main(["upscale", str(inputs / "gray.png"), "-o", str(tmp_path / "out"), "--steps", "1"]) == 0
+    assert requested == [None] and (tmp_path / "out" / "gray_x4.png").is_file()
+
+
+def test_random_weights_fallback_builds_the_default_config(monkeypatch, capsys):
+    monkeypatch.setattr(upscale, "default_model_path", lambda: None)
+    pipe = upscale.load_pipeline(None)
+    assert "RANDOM weights" in capsys.readouterr().err and "--model" in upscale.RANDOM_WEIGHTS_WARNING
+    assert pipe.upscale_factor == 4 and tuple(pipe.unet.config.block_out_channels) == (64, 128, 192, 256)
+
+
+def test_shipped_default_model_is_used(model_dir, monkeypatch, capsys):
+    import srdiff_diffusers
+
+    monkeypatch.setattr(srdiff_diffusers, "DEFAULT_MODEL_PATH", model_dir, raising=False)
+    pipe = upscale.load_pipeline(None)
+    assert "RANDOM" not in capsys.readouterr().err
+    assert tuple(pipe.unet.config.block_out_channels) == (8, 16, 16, 32)
+
+
+def test_argument_errors(model_dir, inputs, tmp_path, capsys):
+    assert main(["upscale", "-o", str(tmp_path / "out"), "--model", model_dir]) == 1
+    assert "--sample" in capsys.readouterr().err
+    assert upscale_cli(inputs / "odd.png", "--num-samples", "0", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert "--num-samples" in capsys.readouterr().err
+    (inputs / "b").mkdir()
+    (inputs / "b" / "odd.png").write_bytes((inputs / "odd.png").read_bytes())
+    assert upscale_cli(inputs / "odd.png", inputs / "b" / "odd.png", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert "would overwrite each other" in capsys.readouterr().err
