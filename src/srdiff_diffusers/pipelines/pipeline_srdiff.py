@@ -179,7 +179,9 @@ class SRDiffPipeline(DiffusionPipeline):
         if tile_hw is None:
             return NoisePredictor(self.unet, self.encoder.encode(lr).to(self.unet.dtype), num_samples)
         tiles = plan_tiles(height, width, *tile_hw, tile_overlap, align)
-        condition = encode_tiled(self.encoder, lr, tiles, context=tile_overlap).to(self.unet.dtype)
+        # The encoder needs no blending, so its tiles abut (no overlap) and each sees `tile_overlap` of context.
+        encoder_tiles = plan_tiles(height, width, *tile_hw, 0, 1)
+        condition = encode_tiled(self.encoder, lr, encoder_tiles, context=tile_overlap).to(self.unet.dtype)
         return TiledNoisePredictor(self.unet, condition, tiles, tile_overlap, num_samples)
 
     def _timesteps(self, num_inference_steps: int, strength: float, device) -> torch.Tensor:
