@@ -1,0 +1,164 @@
+"""The fast paths (in-place activations, channels_last, cached condition, bfloat16) against the plain path."""
+
+import pytest
+import torch
+from conftest import tiny_components, tiny_pipeline
+from diffusers import DDPMScheduler
+
+from srdiff_diffusers.utils.precision import NonFiniteGuard
+
+
+def _inputs(unet, encoder, batch=2, lr_size=8, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    scale = unet.config.upscale_factor
+    sample = torch.randn(batch, 3, lr_size * scale, lr_size * scale, generator=gen)
+    lr = torch.rand(batch, 3, lr_size, lr_size, generator=gen) * 2 - 1
+    with torch.no_grad():
+        condition = encoder.encode(lr)
+    return sample, condition
+
+
+def test_inplace_inference_path_is_bitwise_the_autograd_path():
+    # Without autograd the blocks overwrite their own intermediates; with autograd they cannot. Same values, bit for
+    # bit: the in-place path runs the same operations in the same order.
+    unet, encoder = tiny_components()
+    sample, condition = _inputs(unet, encoder)
+    with torch.no_grad():
+        fast = unet(sample, 37, condition).sample
+    plain = unet(sample, 37, condition).sample
+    assert plain.requires_grad
+    assert torch.equal(fast, plain.detach())
+
+
+def test_inplace_path_does_not_modify_its_inputs():
+    unet, encoder = tiny_components()
+    sample, condition = _inputs(unet, encoder)
+    sample_copy, condition_copy = sample.clone(), condition.clone()
+    projected = unet.project_condition(condition).detach()
+    projected_copy = projected.clone()
+    with torch.no_grad():
+        unet(sample, 5, projected_condition=projected)
+    assert torch.equal(sample, sample_copy) and torch.equal(projected, projected_copy)
+    assert torch.equal(condition, condition_copy)
+
+
+def test_cached_projected_condition_equals_recomputed_condition():
+    unet, encoder = tiny_components()
+    sample, condition = _inputs(unet, encoder)
+    with torch.no_grad():
+        recomputed = unet(sample, 12, encoder_hidden_states=condition).sample
+        cached = unet(sample, 12, projected_condition=unet.project_condition(condition)).sample
+    assert torch.equal(cached, recomputed)
+
+
+def test_pipeline_with_cached_condition_equals_a_loop_that_recomputes_it():
+    # Independent reference: DDPM written out with the scheduler, calling the U-Net with the raw encoder condition
+    # at every step (the projection recomputed inside `forward`, as the authors' sampler does).
+    pipe = tiny_pipeline()
+    scale = pipe.upscale_factor
+    lr01 = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))  # 32 HR px: no padding needed
+    steps, seed = 3, 11
+    out = pipe(lr01, num_inference_steps=steps, output_type="raw", generator=torch.Generator().manual_seed(seed))
+
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(steps)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        condition = pipe.encoder.encode(lr01 * 2 - 1)
+        latents = torch.randn(1, 3, 8 * scale, 8 * scale, generator=gen)
+        for t in scheduler.timesteps:
+            noise = pipe.unet(latents, t, encoder_hidden_states=condition).sample
+            latents = scheduler.step(noise, t, latents, generator=gen).prev_sample
+        expected = latents.clamp(-1, 1) / pipe.config.residual_rescale + pipe.upscale_bicubic(lr01)
+    torch.testing.assert_close(out.images, expected, rtol=0, atol=1e-6)
+
+
+def test_channels_last_matches_default_layout_in_float32():
+    unet, encoder = tiny_components()
+    sample, condition = _inputs(unet, encoder)
+    with torch.no_grad():
+        plain = unet(sample, 40, condition).sample
+        unet.to(memory_format=torch.channels_last)
+        assert unet.conv_norm_out.weight.is_contiguous(memory_format=torch.channels_last)
+        fast = unet(sample.contiguous(memory_format=torch.channels_last), 40, condition).sample
+    # Another memory layout changes only the order of the float32 sums inside the convolutions: differences of a
+    # few float32 rounding steps (~1e-7 relative), far below the 1e-5 per step the project allows.
+    assert fast.shape == plain.shape
+    torch.testing.assert_close(fast.contiguous(), plain, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_unet_is_close_to_float32():
+    unet, encoder = tiny_components()
+    sample, condition = _inputs(unet, encoder)
+    with torch.no_grad():
+        reference = unet(sample, 40, condition).sample
+        unet_bf16 = unet.to(torch.bfloat16)
+        out = unet_bf16(sample.to(torch.bfloat16), 40, condition.to(torch.bfloat16)).sample
+    assert out.dtype == torch.bfloat16
+    # bfloat16 keeps 8 significant bits: every stored activation is off by up to 2^-9 (0.2%) relative. Through the
+    # ~20 layers of this U-Net such errors add up roughly like a random walk, to about 1% of the output's size; 5%
+    # leaves room for that and still fails on any real mistake (a wrong cast or layer gives errors of order 100%).
+    relative = (out.float() - reference).norm() / reference.norm()
+    assert relative < 0.05, f"bfloat16 relative error {relative:.4f}"
+
+
+def test_pipeline_in_bfloat16_keeps_the_schedule_in_float32():
+    pipe = tiny_pipeline()
+    lr01 = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    reference = pipe(lr01, num_inference_steps=2, output_type="raw", generator=torch.Generator().manual_seed(0))
+    pipe.to(dtype=torch.bfloat16)
+    seen = {}
+
+    def record_input(module, args):
+        seen.setdefault("unet_input", args[0].dtype)
+
+    pipe.unet.register_forward_pre_hook(record_input)
+
+    def callback(pipeline, step, timestep, kwargs):
+        seen.setdefault("latents", kwargs["latents"].dtype)
+        return {}
+
+    out = pipe(
+        lr01, num_inference_steps=2, output_type="raw", generator=torch.Generator().manual_seed(0),
+        callback_on_step_end=callback,
+    )
+    assert seen == {"unet_input": torch.bfloat16, "latents": torch.float32}
+    assert out.images.dtype == torch.float32
+    # Same noise, so the images differ only by the U-Net's rounding; with a clipped x0 the error stays small.
+    assert (out.images - reference.images).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_non_finite_prediction_raises_a_clear_error(bad_value):
+    pipe = tiny_pipeline()
+    calls = []
+
+    def poison_second_call(module, args, output):
+        calls.append(1)
+        if len(calls) == 2:
+            output.sample[0, 0, 0, 0] = bad_value  # one pixel is enough; an inf would otherwise be clipped away
+        return output
+
+    pipe.unet.register_forward_hook(poison_second_call)
+    with pytest.raises(FloatingPointError, match=r"NaN or infinite values at step 1"):
+        pipe(torch.rand(1, 3, 8, 8), num_inference_steps=3, output_type="raw")
+
+
+def test_non_finite_error_gives_reduced_precision_advice():
+    guard = NonFiniteGuard(torch.float16, "cpu")
+    with pytest.raises(FloatingPointError, match="float32"):
+        guard.update(torch.tensor([1.0, float("nan")]), step=4, timestep=torch.tensor(60))
+
+
+def test_guard_on_accelerators_checks_once_after_the_loop():
+    # On an accelerator the flags stay on the device until `check`; the logic is device independent, so it is
+    # exercised here with CPU tensors and a guard that believes it runs on CUDA.
+    guard = NonFiniteGuard(torch.bfloat16, "cuda")
+    guard.update(torch.ones(3), 0, 99)
+    guard.update(torch.tensor([float("inf")]), 1, 98)  # must not raise yet
+    guard.update(torch.ones(3), 2, 97)
+    with pytest.raises(FloatingPointError, match="bfloat16"):
+        guard.check()
+    clean = NonFiniteGuard(torch.bfloat16, "cuda")
+    clean.update(torch.ones(3), 0, 99)
+    clean.check()
