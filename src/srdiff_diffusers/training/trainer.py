@@ -161,7 +161,10 @@ def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, scale, generator, res
 
 def rrdb_loss(encoder, hr, lr) -> torch.Tensor:
     """L1 pre-training of the encoder's SR head."""
-    return F.l1_loss(encoder(lr).sample.float(), hr.float())
+    # A tuple, not RRDBEncoderOutput: accelerate's fp32 output wrapper (mixed precision) rebuilds output
+    # dataclasses from a dict, which only works for one-field outputs.
+    sample = encoder(lr, return_dict=False)[0]
+    return F.l1_loss(sample.float(), hr.float())
 
 
 def main(args) -> TrainingResult:
@@ -171,7 +174,6 @@ def main(args) -> TrainingResult:
     """
     check_args(args)
     check_output_dir(args)
-    from . import validation as validation_lib  # noqa: late import keeps a failing optional dependency local
 
     logging_dir = os.path.join(args.output_dir, "logs")
     accelerator = Accelerator(
@@ -181,11 +183,23 @@ def main(args) -> TrainingResult:
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    file_handler = None
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         file_handler = logging.FileHandler(os.path.join(args.output_dir, "train.log"))
         file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(name)s - %(message)s"))
         logging.getLogger().addHandler(file_handler)
+    try:
+        return _train(args, accelerator)
+    finally:
+        if file_handler is not None:
+            logging.getLogger().removeHandler(file_handler)
+            file_handler.close()
+
+
+def _train(args, accelerator: Accelerator) -> TrainingResult:
+    from . import validation as validation_lib
+
     logger.info(accelerator.state, main_process_only=False)
     set_seed(args.seed)
 

@@ -83,7 +83,7 @@ def run_validation(args, accelerator, model, encoder, ema, records, step: int) -
             lr01 = lr.float().to(accelerator.device) / 255
             bicubic = _to_uint8(imresize(lr01, scale=scale)).cpu()
             if args.stage == "rrdb":
-                sr01 = (trained(lr01 * 2 - 1).sample + 1) / 2
+                sr01 = (trained(lr01 * 2 - 1, return_dict=False)[0] + 1) / 2
             else:
                 generator = torch.Generator(device="cpu").manual_seed(args.seed + index)
                 sr01 = pipeline(

@@ -1,0 +1,341 @@
+"""Training (issue 4): both stages learn, resume is exact, checkpoints are atomic, multi-process runs, bad data."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from accelerate.state import AcceleratorState
+from huggingface_hub import ModelCard
+
+from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, imresize
+from srdiff_diffusers.training import SRPatchDataset, load_hr_images, main, parse_args
+from srdiff_diffusers.training.model_card import render_model_card
+from srdiff_diffusers.training.trainer import TrainingResult, list_checkpoints, upscale_lr
+
+from conftest import REPO_ROOT
+
+TINY_RRDB = ["--rrdb_num_features", "8", "--rrdb_num_blocks", "2"]
+TINY_UNET = ["--unet_block_out_channels", "8,16,16,32"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps its state per process; each in-process training run must start from a clean one. One
+    thread: these models are tiny, and spinning OpenMP threads are slow on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def smooth_image(size, seed):
+    """A smooth random RGB image (sums of low-frequency sinusoids), uint8 HxWx3: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    channels = []
+    for _ in range(3):
+        fy, fx, phase = rng.uniform(0.5, 2.0), rng.uniform(0.5, 2.0), rng.uniform(0, 2 * np.pi)
+        channels.append(0.5 + 0.4 * np.sin(2 * np.pi * (fy * y + fx * x) + phase))
+    return (np.stack(channels, -1) * 255).round().astype(np.uint8)
+
+
+def write_images(folder, count, size=(32, 32), seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        PIL.Image.fromarray(smooth_image(size, seed + i)).save(folder / f"img_{i:03d}.png")
+    return folder
+
+
+def train(tmp_path, stage, *extra, data=None, output="out"):
+    data = data or write_images(tmp_path / "hr", 1)
+    argv = [
+        "--stage", stage, "--train_data_dir", str(data), "--output_dir", str(tmp_path / output),
+        "--resolution", "32", "--train_batch_size", "2", "--report_to", "none", "--seed", "0",
+        "--cache_dir", str(tmp_path / "cache"), "--logging_steps", "10",
+        *(TINY_RRDB if stage == "rrdb" else TINY_UNET), *extra,
+    ]  # fmt: skip
+    return main(parse_args(argv))
+
+
+@pytest.fixture
+def encoder_dir(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "encoder"
+    RRDBEncoder(num_features=8, num_blocks=2).save_pretrained(path)
+    return path
+
+
+def first_last(losses, n=5):
+    values = [losses[k] for k in sorted(losses)]
+    return float(np.mean(values[:n])), float(np.mean(values[-n:]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# both stages learn
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_rrdb_stage_overfits_one_image(tmp_path):
+    result = train(
+        tmp_path, "rrdb", "--max_train_steps", "25", "--learning_rate", "2e-3", "--no_augment",
+        "--checkpointing_steps", "100",
+    )  # fmt: skip
+    assert sorted(result.losses) == list(range(1, 26))
+    first, last = first_last(result.losses)
+    assert last < 0.75 * first, (first, last)
+    # the output folder is a loadable RRDBEncoder with a model card
+    out = tmp_path / "out"
+    assert RRDBEncoder.from_pretrained(out).config.num_features == 8
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "diffusers" and "--stage rrdb" in card.text
+
+
+def test_diffusion_stage_learns_and_saves_pipeline(tmp_path, encoder_dir):
+    validation = write_images(tmp_path / "val", 1, size=(32, 32), seed=10)
+    result = train(
+        tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "30",
+        "--learning_rate", "5e-3", "--train_batch_size", "4", "--no_augment", "--checkpointing_steps", "100", "--use_ema",
+        "--validation_steps", "30", "--validation_data_dir", str(validation), "--num_validation_images", "1",
+        "--validation_inference_steps", "2",
+    )  # fmt: skip
+    # the noise-prediction loss is noisy (random t and noise per step): compare means of ten steps
+    first, last = first_last(result.losses, n=10)
+    assert last < 0.95 * first, (first, last)
+    # validation numbers: finite, and bicubic's recomputed independently from the image and the formula
+    metrics = result.validation[30]
+    hr = torch.from_numpy(smooth_image((32, 32), 10)).permute(2, 0, 1)[None]
+    lr = imresize(hr, scale=1 / 4)
+    bicubic = (imresize(lr.double() / 255, scale=4).clamp(0, 1) * 255).round()
+    expected = 10 * np.log10(255**2 / float(((bicubic - hr.double()) ** 2).mean()))
+    assert metrics["bicubic_psnr"] == pytest.approx(expected, abs=1e-6)
+    assert all(np.isfinite(v) for v in metrics.values())
+    # the final folder is a full pipeline that runs
+    pipe = SRDiffPipeline.from_pretrained(tmp_path / "out")
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe(torch.rand(1, 3, 8, 8), num_inference_steps=2, output_type="np").images
+    assert image.shape == (1, 32, 32, 3)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"{metrics['bicubic_psnr']:.2f}" in card and f"{metrics['psnr']:.2f}" in card
+
+
+def test_diffusion_target_is_the_rescaled_residual():
+    """up(LR) is MATLAB bicubic of the exact uint8 / 255 LR, as the pipeline computes it with divisor 255."""
+    lr8 = torch.randint(0, 256, (1, 3, 6, 5), dtype=torch.uint8)
+    lr = lr8.float() / 127.5 - 1
+    pipe_up = SRDiffPipeline.upscale_bicubic(
+        type("P", (), {"config": type("C", (), {"lr_upscale_divisor": 255.0}), "upscale_factor": 4})(),
+        lr8.float() / 255,
+    )
+    assert torch.allclose(upscale_lr(lr, 4), pipe_up, atol=1e-6)
+
+
+def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
+    """Two micro-batches of 2 draw the same samples as one batch of 4; without noise (stage rrdb) the updates match."""
+    data = write_images(tmp_path / "hr", 3, size=(40, 40))
+    big = train(tmp_path, "rrdb", "--max_train_steps", "3", "--checkpointing_steps", "10", "--train_batch_size", "4",
+                data=data, output="big")  # fmt: skip
+    accumulated = train(tmp_path, "rrdb", "--max_train_steps", "3", "--checkpointing_steps", "10",
+                        "--gradient_accumulation_steps", "2", data=data, output="accumulated")  # fmt: skip
+    assert sorted(accumulated.losses) == [1, 2, 3]
+    for step in (1, 2, 3):
+        assert accumulated.losses[step] == pytest.approx(big.losses[step], abs=1e-5)
+    a = RRDBEncoder.from_pretrained(tmp_path / "big").state_dict()
+    b = RRDBEncoder.from_pretrained(tmp_path / "accumulated").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_bf16_mixed_precision_runs(tmp_path):
+    result = train(tmp_path, "rrdb", "--max_train_steps", "2", "--mixed_precision", "bf16", "--checkpointing_steps", "5")
+    assert len(result.losses) == 2 and all(np.isfinite(v) for v in result.losses.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# checkpoints: exact resume, atomic writes, limits
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_resume_continues_exactly(tmp_path, encoder_dir):
+    data = write_images(tmp_path / "hr", 3, size=(40, 36))
+    common = [
+        "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "6", "--checkpointing_steps", "2",
+        "--gradient_accumulation_steps", "2", "--use_ema", "--lr_decay_steps", "3",
+    ]  # fmt: skip
+    full = train(tmp_path, "diffusion", *common, data=data, output="full")
+    assert [Path(p).name for p in list_checkpoints(tmp_path / "full")] == [
+        "checkpoint-2", "checkpoint-4", "checkpoint-6"
+    ]  # fmt: skip
+
+    # a run "killed" after step 2: its folder holds only checkpoint-2
+    (tmp_path / "resumed").mkdir()
+    shutil.copytree(tmp_path / "full" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    resumed = train(tmp_path, "diffusion", *common, "--resume_from_checkpoint", "latest", data=data, output="resumed")
+    assert sorted(resumed.losses) == [3, 4, 5, 6]
+    for step in (3, 4, 5, 6):
+        assert resumed.losses[step] == pytest.approx(full.losses[step], abs=1e-6), step
+    # same final weights (EMA copied in), and the LR schedule was restored (decayed once at step 3, again at 6)
+    a = SRDiffPipeline.from_pretrained(tmp_path / "full").unet.state_dict()
+    b = SRDiffPipeline.from_pretrained(tmp_path / "resumed").unet.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    scheduler_state = torch.load(tmp_path / "resumed" / "checkpoint-6" / "custom_checkpoint_0.pkl", weights_only=False)
+    assert scheduler_state["last_epoch"] == 6 and scheduler_state["_last_lr"][0] == pytest.approx(2e-4 * 0.25)
+
+
+def test_killed_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    original = RRDBEncoder.save_pretrained
+
+    def crash_in_second_checkpoint(self, save_directory, *args, **kwargs):
+        if ".tmp-checkpoint-4" in str(save_directory):
+            os.makedirs(save_directory, exist_ok=True)
+            Path(save_directory, "diffusion_pytorch_model.safetensors").write_bytes(b"half a file")
+            raise KeyboardInterrupt("simulated kill while saving")
+        return original(self, save_directory, *args, **kwargs)
+
+    monkeypatch.setattr(RRDBEncoder, "save_pretrained", crash_in_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, "rrdb", "--max_train_steps", "6", "--checkpointing_steps", "2")
+    out = tmp_path / "out"
+    assert [Path(p).name for p in list_checkpoints(out)] == ["checkpoint-2"]
+    assert RRDBEncoder.from_pretrained(out / "checkpoint-2" / "encoder").config.num_blocks == 2
+    assert json.loads((out / "checkpoint-2" / "training_state.json").read_text()) == {"global_step": 2}
+
+    monkeypatch.setattr(RRDBEncoder, "save_pretrained", original)
+    resumed = train(tmp_path, "rrdb", "--max_train_steps", "6", "--checkpointing_steps", "2",
+                    "--resume_from_checkpoint", "latest", "--checkpoints_total_limit", "2")  # fmt: skip
+    assert sorted(resumed.losses) == [3, 4, 5, 6]
+    assert sorted(os.listdir(out)) == sorted(
+        ["checkpoint-4", "checkpoint-6", "README.md", "config.json", "diffusion_pytorch_model.safetensors",
+         "loss_log.jsonl", "train.log"]
+    )  # fmt: skip
+
+
+def test_two_process_cpu_run_main_process_writes(tmp_path):
+    data = write_images(tmp_path / "hr", 2)
+    out = tmp_path / "out"
+    command = [
+        # `--cpu` alone starts one process without mpirun; the torchrun launcher plus ACCELERATE_USE_CPU gives
+        # two CPU processes with the gloo backend.
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(REPO_ROOT / "examples" / "train_srdiff.py"), "--stage", "rrdb", *TINY_RRDB,
+        "--train_data_dir", str(data), "--output_dir", str(out), "--resolution", "32", "--train_batch_size", "1",
+        "--max_train_steps", "4", "--checkpointing_steps", "2", "--report_to", "none",
+        "--cache_dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "MULTI_CPU" in run.stderr and "Num processes: 2" in run.stderr
+    assert [Path(p).name for p in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]
+    # only the main process saved: one RNG state file, one line per step in the loss log
+    assert sorted(f for f in os.listdir(out / "checkpoint-4") if f.startswith("random_states")) == [
+        "random_states_0.pkl"
+    ]
+    assert [json.loads(line)["step"] for line in (out / "loss_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert RRDBEncoder.from_pretrained(out).config.num_features == 8
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_patches_are_aligned_and_lr_is_matlab_bicubic_of_the_whole_image(tmp_path):
+    folder = write_images(tmp_path / "hr", 2, size=(50, 45))
+    records = load_hr_images(str(folder), cache_dir=str(tmp_path / "cache"))
+    dataset = SRPatchDataset(records, resolution=16, scale=4, seed=3, augment=False)
+    for k in range(6):
+        sample = dataset[k]
+        image = torch.from_numpy(np.array(PIL.Image.open(records[dataset.image_index(k)].path))).permute(2, 0, 1)
+        image = image[:, :48, :44]  # cropped to a multiple of the scale
+        lr_full = imresize(image, scale=1 / 4)
+        hr8 = ((sample["hr"] + 1) * 127.5).round().to(torch.uint8)
+        lr8 = ((sample["lr"] + 1) * 127.5).round().to(torch.uint8)
+        hits = [
+            (t, l) for t in range(lr_full.shape[1] - 3) for l in range(lr_full.shape[2] - 3)
+            if torch.equal(image[:, 4 * t : 4 * t + 16, 4 * l : 4 * l + 16], hr8)
+        ]  # fmt: skip
+        assert any(torch.equal(lr_full[:, t : t + 4, l : l + 4], lr8) for t, l in hits), k
+
+
+def test_dataset_name_loads_a_local_dataset(tmp_path):
+    folder = write_images(tmp_path / "hr", 2)
+    by_name = load_hr_images(dataset_name=str(folder), image_column="image", cache_dir=str(tmp_path / "c"))
+    assert sorted(r.name for r in by_name) == ["img_000.png", "img_001.png"]
+    with pytest.raises(ValueError, match="not a column of the dataset"):
+        load_hr_images(dataset_name=str(folder), image_column="picture", cache_dir=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="exactly one of"):
+        load_hr_images(str(folder), dataset_name=str(folder))
+
+
+def test_every_image_is_seen_once_per_epoch(tmp_path):
+    folder = write_images(tmp_path / "hr", 5)
+    dataset = SRPatchDataset(load_hr_images(str(folder), cache_dir=str(tmp_path / "c")), resolution=16, scale=4)
+    assert sorted(dataset.image_index(k) for k in range(5, 10)) == list(range(5))
+
+
+def test_bad_data_errors_and_skips(tmp_path, encoder_dir):
+    cache = str(tmp_path / "cache")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="contains no images"):
+        load_hr_images(str(empty), cache_dir=cache)
+    with pytest.raises(ValueError, match="is not a folder"):
+        load_hr_images(str(tmp_path / "missing"), cache_dir=cache)
+
+    folder = write_images(tmp_path / "mixed", 2, size=(32, 32))
+    PIL.Image.fromarray(smooth_image((8, 8), 5)).save(folder / "tiny.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    dataset = SRPatchDataset(load_hr_images(str(folder), cache_dir=cache), resolution=32, scale=4)
+    assert len(dataset) == 2
+    assert set(dataset.skipped) == {"tiny.png", "broken.png"}
+    assert "smaller than 32x32" in dataset.skipped["tiny.png"] and "unreadable" in dataset.skipped["broken.png"]
+
+    with pytest.raises(ValueError, match="None of the 2 training images is usable.*smaller than 64x64"):
+        SRPatchDataset(load_hr_images(str(write_images(tmp_path / "small", 2)), cache_dir=cache), 64, 4)
+    with pytest.raises(ValueError, match="needs `--pretrained_encoder`"):
+        train(tmp_path, "diffusion", "--max_train_steps", "1")
+    with pytest.raises(ValueError, match="multiple of `--upscale_factor`"):
+        train(tmp_path, "rrdb", "--resolution", "30")
+    with pytest.raises(ValueError, match="No RRDBEncoder found"):
+        train(tmp_path, "diffusion", "--pretrained_encoder", str(empty), "--max_train_steps", "1")
+
+
+def test_final_model_is_not_overwritten_without_flag(tmp_path):
+    train(tmp_path, "rrdb", "--max_train_steps", "1", "--checkpointing_steps", "5")
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        train(tmp_path, "rrdb", "--max_train_steps", "1", "--checkpointing_steps", "5")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# model card
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_model_card_has_hub_metadata_arguments_and_numbers(tmp_path):
+    args = parse_args(
+        ["--stage", "diffusion", "--train_data_dir", "/data/BSD100/HR", "--output_dir", str(tmp_path),
+         "--pretrained_encoder", "/runs/rrdb", "--resolution", "96", "--unet_block_out_channels", "32,64,64,128",
+         "--hub_model_id", "someone/srdiff-x4"]
+    )  # fmt: skip
+    result = TrainingResult(
+        losses={1: 0.5, 2: 0.25}, global_step=2,
+        validation={2: {"psnr": 25.123, "lr_psnr": 45.6, "bicubic_psnr": 24.0, "bicubic_lr_psnr": 38.25}},
+    )  # fmt: skip
+    card = render_model_card(args, result, template=REPO_ROOT / "model_card.md")
+    assert card.data.license == "apache-2.0" and card.data.library_name == "diffusers"
+    assert {"super-resolution", "diffusion", "srdiff"} <= set(card.data.tags)
+    assert card.data.datasets == ["BSD100"] and "psnr" in card.data.metrics
+    text = card.text
+    assert "--resolution 96" in text and "--unet_block_out_channels 32,64,64,128" in text
+    assert "| `learning_rate` | `0.0002` |" in text
+    assert "| this model | 25.12 | 45.60 |" in text and "| bicubic | 24.00 | 38.25 |" in text
+    assert 'from_pretrained("someone/srdiff-x4")' in text and "{{" not in text
