@@ -1,5 +1,6 @@
 """Training (issue 4): both stages learn, resume is exact, checkpoints are atomic, multi-process runs, bad data."""
 
+import io
 import json
 import os
 import shutil
@@ -105,7 +106,7 @@ def test_diffusion_stage_learns_and_saves_pipeline(tmp_path, encoder_dir):
         tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "30",
         "--learning_rate", "5e-3", "--train_batch_size", "4", "--no_augment", "--checkpointing_steps", "100", "--use_ema",
         "--validation_steps", "30", "--validation_data_dir", str(validation), "--num_validation_images", "1",
-        "--validation_inference_steps", "2",
+        "--validation_inference_steps", "2", "--report_to", "tensorboard",
     )  # fmt: skip
     # the noise-prediction loss is noisy (random t and noise per step): compare means of ten steps
     first, last = first_last(result.losses, n=10)
@@ -123,6 +124,17 @@ def test_diffusion_stage_learns_and_saves_pipeline(tmp_path, encoder_dir):
     pipe.set_progress_bar_config(disable=True)
     image = pipe(torch.rand(1, 3, 8, 8), num_inference_steps=2, output_type="np").images
     assert image.shape == (1, 32, 32, 3)
+    # losses, validation numbers and bicubic | model | HR images went to tensorboard
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    event_dirs = {p.parent for p in (tmp_path / "out" / "logs").rglob("events.out.tfevents.*")}
+    tags = {"scalars": set(), "images": set()}
+    for folder in event_dirs:
+        events = EventAccumulator(str(folder)).Reload().Tags()
+        tags["scalars"] |= set(events["scalars"])
+        tags["images"] |= set(events["images"])
+    assert {"loss", "lr", "validation/psnr", "validation/bicubic_lr_psnr"} <= tags["scalars"]
+    assert "validation/0_bicubic_model_hr" in tags["images"]
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"{metrics['bicubic_psnr']:.2f}" in card and f"{metrics['psnr']:.2f}" in card
 
@@ -298,6 +310,20 @@ def test_bad_data_errors_and_skips(tmp_path, encoder_dir):
     assert len(dataset) == 2
     assert set(dataset.skipped) == {"tiny.png", "broken.png"}
     assert "smaller than 32x32" in dataset.skipped["tiny.png"] and "unreadable" in dataset.skipped["broken.png"]
+
+    # a truncated JPEG passes PIL's `verify`; it is skipped when first decoded, never a crash in a data worker
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # compresses badly: long data
+    PIL.Image.fromarray(noise).save(buffer, format="JPEG")
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    dataset = SRPatchDataset(load_hr_images(str(folder), cache_dir=cache), resolution=32, scale=4, augment=False)
+    assert len(dataset) == 3 and "truncated.jpg" not in dataset.skipped
+    truncated = [i for i, r in enumerate(dataset.records) if r.name == "truncated.jpg"][0]
+    k = next(k for k in range(30) if dataset.image_index(k) == truncated)
+    fallback = dataset.records[(truncated + 1) % 3].path
+    expected = torch.from_numpy(np.array(PIL.Image.open(fallback))).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.equal(dataset[k]["hr"], expected)
+    assert "undecodable" in dataset.skipped["truncated.jpg"]
 
     with pytest.raises(ValueError, match="None of the 2 training images is usable.*smaller than 64x64"):
         SRPatchDataset(load_hr_images(str(write_images(tmp_path / "small", 2)), cache_dir=cache), 64, 4)

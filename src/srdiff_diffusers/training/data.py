@@ -205,15 +205,27 @@ class SRPatchDataset(Dataset):
         return len(self.records)
 
     def _load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        # `verify` accepts some broken files (a truncated JPEG); such an image is skipped here, with a warning, in
+        # favour of the next one, so that one bad file cannot stop a long run. The choice is deterministic.
+        for offset in range(len(self.records)):
+            candidate = (index + offset) % len(self.records)
+            if self.records[candidate].name in self.skipped:
+                continue
+            try:
+                return self._load_one(candidate)
+            except Exception as error:  # PIL raises many types for broken files
+                self.skipped[self.records[candidate].name] = f"undecodable ({type(error).__name__}: {error})"
+                logger.warning(
+                    f"Skipping training image {self.records[candidate].name!r}, which cannot be decoded: {error} "
+                    f"({len(self.skipped)} skipped so far)."
+                )
+        raise ValueError(f"None of the {len(self.records)} training images can be decoded: {self.skipped}.")
+
+    def _load_one(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
         if index in self._cache:
             return self._cache[index]
-        record = self.records[index]
-        try:
-            with record.open() as image:
-                hr = _to_rgb_uint8(image)
-        except Exception as error:
-            # `verify` accepts some truncated files; report which one instead of a bare decoder traceback.
-            raise ValueError(f"Could not decode training image {record.name!r}: {error}. Remove or fix it.") from error
+        with self.records[index].open() as image:
+            hr = _to_rgb_uint8(image)
         if self.preset == "faces":
             hr = face_preset(hr)
         pair = make_lr(hr, self.scale)
