@@ -193,6 +193,15 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
     assert sorted(resumed.losses) == [3, 4, 5, 6]
     for step in (3, 4, 5, 6):
         assert resumed.losses[step] == pytest.approx(full.losses[step], abs=1e-6), step
+    # any checkpoint exports as a pipeline; with EMA its weights are the EMA's, as in the final save
+    from srdiff_diffusers.training import export_pipeline
+
+    exported = export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"))
+    final = SRDiffPipeline.from_pretrained(tmp_path / "full").unet.state_dict()
+    assert all(torch.equal(exported.unet.state_dict()[k], final[k]) for k in final)
+    assert "decay" not in json.loads((tmp_path / "exported" / "unet" / "config.json").read_text())
+    with pytest.raises(ValueError, match="already holds a pipeline"):
+        export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"))
     # same final weights (EMA copied in), and the LR schedule was restored (decayed once at step 3, again at 6)
     a = SRDiffPipeline.from_pretrained(tmp_path / "full").unet.state_dict()
     b = SRDiffPipeline.from_pretrained(tmp_path / "resumed").unet.state_dict()

@@ -3,6 +3,7 @@
 
 from .args import parse_args
 from .data import SRPatchDataset, load_hr_images
+from .export import export_pipeline
 from .trainer import TrainingResult, main
 
-__all__ = ["SRPatchDataset", "TrainingResult", "load_hr_images", "main", "parse_args"]
+__all__ = ["SRPatchDataset", "TrainingResult", "export_pipeline", "load_hr_images", "main", "parse_args"]

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -246,7 +247,9 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
 
     def load_model_hook(models, input_dir):
         if ema is not None:
-            loaded_ema = EMAModel.from_pretrained(os.path.join(input_dir, EMA_SUBFOLDER), model_cls)
+            with warnings.catch_warnings():  # raised inside diffusers' own EMAModel.from_pretrained
+                warnings.filterwarnings("ignore", message="It is deprecated to pass a pretrained model", category=FutureWarning)
+                loaded_ema = EMAModel.from_pretrained(os.path.join(input_dir, EMA_SUBFOLDER), model_cls)
             ema.load_state_dict(loaded_ema.state_dict())
             ema.to(accelerator.device)
         while models:

@@ -1,0 +1,65 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""
+Turns a stage-`diffusion` checkpoint into a complete `SRDiffPipeline` folder, so that a run can be stopped at any
+time and its newest checkpoint used:
+
+    python -m srdiff_diffusers.training.export runs/srdiff/checkpoint-4000 --pretrained_encoder runs/rrdb \
+        --output_dir models/srdiff-x4
+"""
+
+import argparse
+import os
+from typing import List, Optional
+
+from ..models.unet_srdiff import SRDiffUNet2DModel
+from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from .trainer import EMA_SUBFOLDER, load_encoder
+
+
+def export_pipeline(
+    checkpoint: str, pretrained_encoder: str, output_dir: str, use_ema: bool = True, overwrite: bool = False
+) -> SRDiffPipeline:
+    r"""
+    Builds and saves the pipeline of a stage-`diffusion` checkpoint.
+
+    Args:
+        checkpoint (`str`): A `checkpoint-N` folder of a `--stage diffusion` run.
+        pretrained_encoder (`str`): The encoder the run was trained with (its `--pretrained_encoder`).
+        output_dir (`str`): Where the pipeline goes (`save_pretrained`).
+        use_ema (`bool`, *optional*, defaults to `True`): Use the EMA weights when the checkpoint has them.
+        overwrite (`bool`, *optional*, defaults to `False`): Allow replacing a pipeline already in `output_dir`.
+
+    Returns:
+        [`SRDiffPipeline`]: the saved pipeline.
+    """
+    unet_folder = os.path.join(checkpoint, "unet")
+    if not os.path.isfile(os.path.join(unet_folder, "config.json")):
+        raise ValueError(f"{checkpoint!r} is not a checkpoint of a `--stage diffusion` run (no unet/config.json).")
+    if os.path.exists(os.path.join(output_dir, "model_index.json")) and not overwrite:
+        raise ValueError(f"{output_dir!r} already holds a pipeline; pass `overwrite=True` (`--overwrite`) to replace it.")
+    unet = SRDiffUNet2DModel.from_pretrained(unet_folder)
+    ema_folder = os.path.join(checkpoint, EMA_SUBFOLDER)
+    if use_ema and os.path.isdir(ema_folder):
+        # The EMA folder's config also holds the EMA's own state; take only its weights, keep the unet's config.
+        ema_unet = SRDiffUNet2DModel.from_pretrained(ema_folder)
+        unet.load_state_dict(ema_unet.state_dict())
+    pipeline = SRDiffPipeline(unet=unet, encoder=load_encoder(pretrained_encoder), scheduler=default_scheduler())
+    pipeline.save_pretrained(output_dir)
+    return pipeline
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Export a stage-diffusion checkpoint as an SRDiffPipeline folder.")
+    parser.add_argument("checkpoint", help="A checkpoint-N folder of a `--stage diffusion` run.")
+    parser.add_argument("--pretrained_encoder", required=True, help="The run's --pretrained_encoder folder.")
+    parser.add_argument("--output_dir", required=True, help="Where the pipeline goes.")
+    parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
+    args = parser.parse_args(argv)
+    export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
+    print(f"Saved the pipeline of {args.checkpoint} to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
