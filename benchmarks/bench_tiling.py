@@ -124,16 +124,19 @@ def main() -> int:
                 results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
 
-    print("| LR size | HR size | mode | per step (s) | est. 20 steps (s) | est. 100 steps (s) | peak RSS (MiB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| LR size | HR size | mode | per step (s) | est. 20 steps (s) | est. 100 steps (s) | peak RSS (MiB) "
+        "| peak over baseline (MiB) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         if "error" in r:
-            print(f"| {r['size_lr']} | | {r['mode']} | {r['error']} | | | |")
+            print(f"| {r['size_lr']} | | {r['mode']} | {r['error']} | | | | |")
             continue
         mode = r["mode"] if r["mode"] == "untiled" else f"tiled {r['tile_size']}/{r['tile_overlap']}"
         print(
             f"| {r['size_lr']} | {r['size_hr']} | {mode} | {r['per_step_s']} | {r['est_20_steps_s']} | "
-            f"{r['est_100_steps_s']} | {r['peak_rss_mib']} |"
+            f"{r['est_100_steps_s']} | {r['peak_rss_mib']} | {r['peak_over_baseline_mib']} |"
         )
     if args.json:
         temp = args.json + ".tmp"
