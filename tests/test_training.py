@@ -12,15 +12,20 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from huggingface_hub import ModelCard
 
-from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, imresize
-from srdiff_diffusers.training import SRPatchDataset, load_hr_images, main, parse_args
-from srdiff_diffusers.training.model_card import render_model_card
-from srdiff_diffusers.training.trainer import TrainingResult, list_checkpoints, upscale_lr
+# the `train` extra: pip install srdiff-diffusers[train]
+for _module in ("accelerate", "datasets", "tensorboard"):
+    pytest.importorskip(_module, reason=f"training needs {_module} (pip install 'srdiff-diffusers[train]')")
 
-from conftest import REPO_ROOT
+from accelerate.state import AcceleratorState  # noqa: E402
+
+from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, imresize  # noqa: E402
+from srdiff_diffusers.training import SRPatchDataset, load_hr_images, main, parse_args  # noqa: E402
+from srdiff_diffusers.training.model_card import render_model_card  # noqa: E402
+from srdiff_diffusers.training.trainer import TrainingResult, list_checkpoints, upscale_lr  # noqa: E402
+
+from conftest import REPO_ROOT  # noqa: E402
 
 TINY_RRDB = ["--rrdb_num_features", "8", "--rrdb_num_blocks", "2"]
 TINY_UNET = ["--unet_block_out_channels", "8,16,16,32"]
@@ -104,7 +109,8 @@ def test_diffusion_stage_learns_and_saves_pipeline(tmp_path, encoder_dir):
     validation = write_images(tmp_path / "val", 1, size=(32, 32), seed=10)
     result = train(
         tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "30",
-        "--learning_rate", "5e-3", "--train_batch_size", "4", "--no_augment", "--checkpointing_steps", "100", "--use_ema",
+        "--learning_rate", "5e-3", "--train_batch_size", "4", "--no_augment", "--checkpointing_steps", "100",
+        "--use_ema",
         "--validation_steps", "30", "--validation_data_dir", str(validation), "--num_validation_images", "1",
         "--validation_inference_steps", "2", "--report_to", "tensorboard",
     )  # fmt: skip
@@ -166,7 +172,9 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
 
 
 def test_bf16_mixed_precision_runs(tmp_path):
-    result = train(tmp_path, "rrdb", "--max_train_steps", "2", "--mixed_precision", "bf16", "--checkpointing_steps", "5")
+    result = train(
+        tmp_path, "rrdb", "--max_train_steps", "2", "--mixed_precision", "bf16", "--checkpointing_steps", "5"
+    )
     assert len(result.losses) == 2 and all(np.isfinite(v) for v in result.losses.values())
 
 

@@ -192,11 +192,13 @@ class SRPatchDataset(Dataset):
             kept.append(record)
         if skipped:
             details = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:10])
-            logger.warning(f"Skipped {len(skipped)} of {len(records)} images ({details}{'; ...' if len(skipped) > 10 else ''}).")
+            more = "; ..." if len(skipped) > 10 else ""
+            logger.warning(f"Skipped {len(skipped)} of {len(records)} images ({details}{more}).")
         if not kept:
+            details = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:5])
             raise ValueError(
-                f"None of the {len(records)} training images is usable: {'; '.join(f'{k}: {v}' for k, v in list(skipped.items())[:5])}. "
-                f"Images must be readable and at least {minimum} px on each side (lower `--resolution` for smaller ones)."
+                f"None of the {len(records)} training images is usable: {details}. Images must be readable and at "
+                f"least {minimum} px on each side (lower `--resolution` for smaller ones)."
             )
         return kept, skipped
 

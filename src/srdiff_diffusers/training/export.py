@@ -36,7 +36,9 @@ def export_pipeline(
     if not os.path.isfile(os.path.join(unet_folder, "config.json")):
         raise ValueError(f"{checkpoint!r} is not a checkpoint of a `--stage diffusion` run (no unet/config.json).")
     if os.path.exists(os.path.join(output_dir, "model_index.json")) and not overwrite:
-        raise ValueError(f"{output_dir!r} already holds a pipeline; pass `overwrite=True` (`--overwrite`) to replace it.")
+        raise ValueError(
+            f"{output_dir!r} already holds a pipeline; pass `overwrite=True` (`--overwrite`) to replace it."
+        )
     unet = SRDiffUNet2DModel.from_pretrained(unet_folder)
     ema_folder = os.path.join(checkpoint, EMA_SUBFOLDER)
     if use_ema and os.path.isdir(ema_folder):

@@ -107,7 +107,9 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_
     """
     final = os.path.join(output_dir, f"checkpoint-{step}")
     temporary = os.path.join(output_dir, f".tmp-checkpoint-{step}")
-    shutil.rmtree(temporary, ignore_errors=True)  # left by a run killed while saving
+    for name in os.listdir(output_dir):  # left by runs killed while saving
+        if name.startswith(".tmp-checkpoint-"):
+            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
     accelerator.save_state(temporary)
     with open(os.path.join(temporary, "training_state.json"), "w") as f:
         json.dump({"global_step": step}, f)
@@ -248,7 +250,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
     def load_model_hook(models, input_dir):
         if ema is not None:
             with warnings.catch_warnings():  # raised inside diffusers' own EMAModel.from_pretrained
-                warnings.filterwarnings("ignore", message="It is deprecated to pass a pretrained model", category=FutureWarning)
+                warnings.filterwarnings("ignore", "It is deprecated to pass a pretrained", FutureWarning)
                 loaded_ema = EMAModel.from_pretrained(os.path.join(input_dir, EMA_SUBFOLDER), model_cls)
             ema.load_state_dict(loaded_ema.state_dict())
             ema.to(accelerator.device)
@@ -410,7 +412,10 @@ def save_final(args, trained, encoder, result: TrainingResult) -> None:
     else:
         pipeline = SRDiffPipeline(unet=trained, encoder=encoder, scheduler=default_scheduler())
         pipeline.save_pretrained(args.output_dir)
-    write_model_card(args, result)
+    try:
+        write_model_card(args, result)
+    except FileNotFoundError as error:  # an install without the template must not lose hours of training
+        logger.warning(f"No model card written: {error}")
     logger.info(f"Saved the final model to {args.output_dir}")
     if args.push_to_hub:
         from .model_card import push_to_hub

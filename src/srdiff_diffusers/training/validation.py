@@ -103,7 +103,8 @@ def run_validation(args, accelerator, model, encoder, ema, records, step: int) -
     metrics = {k: float(np.mean([v for v in values if np.isfinite(v)] or [np.inf])) for k, values in scores.items()}
     logger.info(
         f"validation at step {step} on {len(records)} images: PSNR {metrics['psnr']:.2f} dB (bicubic "
-        f"{metrics['bicubic_psnr']:.2f}), LR-PSNR {metrics['lr_psnr']:.2f} dB (bicubic {metrics['bicubic_lr_psnr']:.2f})"
+        f"{metrics['bicubic_psnr']:.2f}), LR-PSNR {metrics['lr_psnr']:.2f} dB "
+        f"(bicubic {metrics['bicubic_lr_psnr']:.2f})"
     )
     accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=step)
     for tracker in accelerator.trackers:
