@@ -141,8 +141,14 @@ def main() -> int:
     if args.json:
         temp = args.json + ".tmp"
         with open(temp, "w") as file:
-            json.dump({"config": {k: v for k, v in vars(args).items() if k not in ("worker", "size", "mode")},
-                       "results": results}, file, indent=2)
+            json.dump(
+                {
+                    "config": {k: v for k, v in vars(args).items() if k not in ("worker", "size", "mode")},
+                    "results": results,
+                },
+                file,
+                indent=2,
+            )
         os.replace(temp, args.json)
     return 0
 

@@ -6,9 +6,15 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-
 from conftest import tiny_pipeline
-from srdiff_diffusers import SRDiffFusionPipeline, SRDiffInterpolationPipeline, SRDiffPipeline, imresize, lr_consistency
+
+from srdiff_diffusers import (
+    SRDiffFusionPipeline,
+    SRDiffInterpolationPipeline,
+    SRDiffPipeline,
+    imresize,
+    lr_consistency,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,15 +48,22 @@ def test_strength_zero_returns_the_guess_exactly(pipe):
     out = pipe(lr, init_image=guess, strength=0, output_type="pt").images
     assert (out - guess).abs().max() <= 1e-6 and not calls
     guess_uint8 = (np.random.default_rng(0).random((24, 24, 3)) * 255).astype(np.uint8)
-    pil = pipe(PIL.Image.fromarray(imresize(torch.from_numpy(guess_uint8).permute(2, 0, 1), scale=0.25).permute(1, 2, 0).numpy()),
-               init_image=PIL.Image.fromarray(guess_uint8), strength=0).images[0]
+    pil = pipe(
+        PIL.Image.fromarray(
+            imresize(torch.from_numpy(guess_uint8).permute(2, 0, 1), scale=0.25).permute(1, 2, 0).numpy()
+        ),
+        init_image=PIL.Image.fromarray(guess_uint8),
+        strength=0,
+    ).images[0]
     assert np.array_equal(np.asarray(pil), guess_uint8)
 
 
 def test_strength_one_is_plain_sampling(pipe):
     lr, guess = torch.rand(1, 3, 6, 6), torch.rand(1, 3, 24, 24)
     plain = pipe(lr, num_inference_steps=3, generator=_gen(), output_type="raw").images
-    refined = pipe(lr, init_image=guess, strength=1.0, num_inference_steps=3, generator=_gen(), output_type="raw").images
+    refined = pipe(
+        lr, init_image=guess, strength=1.0, num_inference_steps=3, generator=_gen(), output_type="raw"
+    ).images
     assert torch.equal(plain, refined)
 
 
@@ -118,7 +131,9 @@ def test_fusion_leaves_pixels_outside_the_mask_untouched(pipe):
     fusion = SRDiffFusionPipeline.from_pipe(pipe)
     target, source, mask = _fusion_inputs()
     for output_type in ("pil", "pt"):
-        out = fusion(target, source, mask, strength=0.3, num_inference_steps=10, generator=_gen(), output_type=output_type)
+        out = fusion(
+            target, source, mask, strength=0.3, num_inference_steps=10, generator=_gen(), output_type=output_type
+        )
         image = np.asarray(out.images[0]) if output_type == "pil" else out.images[0].permute(1, 2, 0).numpy()
         expected = target if output_type == "pil" else target / np.float32(255)
         assert np.array_equal(image[~mask], expected[~mask])  # exactly, not approximately
@@ -135,9 +150,22 @@ def test_fusion_inside_the_mask_is_the_refined_paste(pipe):
 
     pasted = np.where(mask[..., None], source, target)
     low_res = imresize(torch.from_numpy(target).permute(2, 0, 1)[None].float() / 255, scale=0.25).clamp(0, 1)
-    refined = pipe(low_res, init_image=torch.from_numpy(pasted).permute(2, 0, 1)[None].float() / 255, strength=0.3,
-                   num_inference_steps=10, generator=_gen(), output_type="pt").images[0].permute(1, 2, 0).numpy()
-    fused = fusion(target, source, mask, strength=0.3, num_inference_steps=10, generator=_gen(), output_type="np").images[0]
+    refined = (
+        pipe(
+            low_res,
+            init_image=torch.from_numpy(pasted).permute(2, 0, 1)[None].float() / 255,
+            strength=0.3,
+            num_inference_steps=10,
+            generator=_gen(),
+            output_type="pt",
+        )
+        .images[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
+    fused = fusion(
+        target, source, mask, strength=0.3, num_inference_steps=10, generator=_gen(), output_type="np"
+    ).images[0]
     assert np.abs(fused[mask] - refined[mask]).max() <= 1e-6
 
 
@@ -163,10 +191,22 @@ def test_interpolation_endpoints_equal_the_plain_samples_from_each_latent(pipe):
     latents_b = interp.prepare_latents(lr, strength=0.5, generator=_gen(2))
     assert latents_a.shape == (1, 3, 32, 32) and not torch.equal(latents_a, latents_b)
     # DDPM draws noise at every step: the endpoints must also reproduce those draws
-    images = interp(lr, latents_a, latents_b, interpolation_weights=[0.0, 0.5, 1.0], strength=0.5,
-                    num_inference_steps=10, generator=_gen(7), output_type="raw").images
-    plain_a = pipe(lr, latents=latents_a, strength=0.5, num_inference_steps=10, generator=_gen(7), output_type="raw").images
-    plain_b = pipe(lr, latents=latents_b, strength=0.5, num_inference_steps=10, generator=_gen(7), output_type="raw").images
+    images = interp(
+        lr,
+        latents_a,
+        latents_b,
+        interpolation_weights=[0.0, 0.5, 1.0],
+        strength=0.5,
+        num_inference_steps=10,
+        generator=_gen(7),
+        output_type="raw",
+    ).images
+    plain_a = pipe(
+        lr, latents=latents_a, strength=0.5, num_inference_steps=10, generator=_gen(7), output_type="raw"
+    ).images
+    plain_b = pipe(
+        lr, latents=latents_b, strength=0.5, num_inference_steps=10, generator=_gen(7), output_type="raw"
+    ).images
     assert (images[2] - plain_a[0]).abs().max() <= 1e-6
     assert (images[0] - plain_b[0]).abs().max() <= 1e-6
     assert (images[1] - plain_a[0]).abs().max() > 1e-3 and (images[1] - plain_b[0]).abs().max() > 1e-3
@@ -182,7 +222,9 @@ def test_interpolation_from_sr_results_and_slerp(pipe):
     expected = pipe._start_latents((1, 3, 32, 32), timesteps, 0.5, _gen(4), lr, sr, None)
     assert torch.equal(latents, expected)
     a, b = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
-    assert torch.equal(interp.interpolate(a, b, 1.0, "slerp"), a) and torch.equal(interp.interpolate(a, b, 0.0, "slerp"), b)
+    assert torch.equal(interp.interpolate(a, b, 1.0, "slerp"), a) and torch.equal(
+        interp.interpolate(a, b, 0.0, "slerp"), b
+    )
     middle = interp.interpolate(a, b, 0.5, "slerp")
     assert abs(middle.norm() / a.norm() - 1) < 0.2  # slerp keeps the norm of noise; linear would shrink it ~0.7x
 

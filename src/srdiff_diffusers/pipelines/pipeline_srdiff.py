@@ -20,7 +20,14 @@ from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
 from ..utils.precision import NonFiniteGuard
 from ..utils.schedulers import fast_scheduler
-from .tiling import DEFAULT_TILE_OVERLAP, NoisePredictor, TiledNoisePredictor, encode_tiled, plan_tiles, resolve_tile_size
+from .tiling import (
+    DEFAULT_TILE_OVERLAP,
+    NoisePredictor,
+    TiledNoisePredictor,
+    encode_tiled,
+    plan_tiles,
+    resolve_tile_size,
+)
 
 
 EXAMPLE_DOC_STRING = """
@@ -386,7 +393,9 @@ class SRDiffPipeline(DiffusionPipeline):
                     tile_overlap=tile_overlap,
                     strength=strength,
                     init_image=init,
-                    latents=None if latents is None else latents[index * num_images_per_prompt :][:num_images_per_prompt],
+                    latents=None
+                    if latents is None
+                    else latents[index * num_images_per_prompt : (index + 1) * num_images_per_prompt],
                 )
             if lr_consistency:
                 rgb = item.rgb.to(raw.device)
@@ -422,7 +431,9 @@ class SRDiffPipeline(DiffusionPipeline):
             return None
         init_images = [item.rgb for item in prepare_images(init_image)]
         if len(init_images) != len(prepared):
-            raise ValueError(f"Got {len(init_images)} init images for {len(prepared)} LR images; pass one per LR image.")
+            raise ValueError(
+                f"Got {len(init_images)} init images for {len(prepared)} LR images; pass one per LR image."
+            )
         scale = self.upscale_factor
         for lr, init in zip(prepared, init_images):
             expected = (lr.rgb.shape[-2] * scale, lr.rgb.shape[-1] * scale)

@@ -5,7 +5,6 @@ Both are sibling pipelines of [`SRDiffPipeline`] with the same components, so th
 without reloading anything: `SRDiffFusionPipeline.from_pipe(pipe)`.
 """
 
-import math
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -16,7 +15,6 @@ from diffusers import ImagePipelineOutput
 from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil
 from .pipeline_srdiff import SRDiffPipeline
 from .tiling import DEFAULT_TILE_OVERLAP
-
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
 
@@ -138,19 +136,23 @@ class SRDiffFusionPipeline(SRDiffPipeline):
 
         # Algorithm 3, lines 3-12: the naive paste, refined from t-bar under the target's LR image ...
         fused = target + region * (source - target)
-        refined = super().__call__(
-            low_res,
-            init_image=fused,
-            strength=strength,
-            num_inference_steps=num_inference_steps,
-            generator=generator,
-            num_images_per_prompt=num_images_per_prompt,
-            output_type="pt",
-            eta=eta,
-            tile_size=tile_size,
-            tile_overlap=tile_overlap,
-            lr_consistency=lr_consistency,
-        ).images
+        refined = (
+            super()
+            .__call__(
+                low_res,
+                init_image=fused,
+                strength=strength,
+                num_inference_steps=num_inference_steps,
+                generator=generator,
+                num_images_per_prompt=num_images_per_prompt,
+                output_type="pt",
+                eta=eta,
+                tile_size=tile_size,
+                tile_overlap=tile_overlap,
+                lr_consistency=lr_consistency,
+            )
+            .images
+        )
         # ... line 13: only the masked region of the refined image goes into the target.
         result = target + region * (refined - target)
         return _output(result, output_type, return_dict)
@@ -274,18 +276,22 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
             if state is not None:
                 gen = torch.Generator(device=generator.device).set_state(state)
             mixed = self.interpolate(latents_a, latents_b, float(weight), interpolation)
-            out = super().__call__(
-                image,
-                latents=mixed,
-                strength=strength,
-                num_inference_steps=num_inference_steps,
-                generator=gen,
-                output_type="raw" if output_type == "raw" else "pt",
-                eta=eta,
-                tile_size=tile_size,
-                tile_overlap=tile_overlap,
-                lr_consistency=lr_consistency,
-            ).images
+            out = (
+                super()
+                .__call__(
+                    image,
+                    latents=mixed,
+                    strength=strength,
+                    num_inference_steps=num_inference_steps,
+                    generator=gen,
+                    output_type="raw" if output_type == "raw" else "pt",
+                    eta=eta,
+                    tile_size=tile_size,
+                    tile_overlap=tile_overlap,
+                    lr_consistency=lr_consistency,
+                )
+                .images
+            )
             outputs.append(out)
         images = torch.cat(outputs)
         if output_type == "raw":

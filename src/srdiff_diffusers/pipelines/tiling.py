@@ -21,7 +21,6 @@ import torch
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 
-
 # LR images with a side longer than this are tiled when `tile_size="auto"`; the automatic tiles are at most this
 # large, so automatic tiling never needs more memory than an untiled image of AUTO_TILE_THRESHOLD^2 LR pixels.
 AUTO_TILE_THRESHOLD = 256

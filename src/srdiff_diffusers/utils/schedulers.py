@@ -4,7 +4,6 @@
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-
 # name -> (class, the settings that make it behave like SRDiff's sampler)
 _FAST_SCHEDULERS = {
     # DDIM clips the predicted x0 to [-1, 1] itself, like the paper's DDPM sampler (`clip_sample` from the config).
