@@ -7,23 +7,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..evaluation.metrics import lr_psnr_torch, psnr_torch  # the paper's convention: RGB, whole image, peak 255
 from ..image_processing import imresize
 from .data import ImageRecord, _to_rgb_uint8, load_hr_images, make_lr
 
 
 logger = logging.getLogger(__name__)
-
-try:  # the project's metrics (paper convention: RGB, whole image, peak 255)
-    from ..evaluation.metrics import lr_psnr_torch, psnr_torch
-except ImportError:  # pragma: no cover - only while the evaluation package is absent
-
-    def psnr_torch(prediction, reference, convention="paper", scale=None):
-        mse = (prediction.double() - reference.double()).pow(2).flatten(1).mean(1)
-        return 10 * torch.log10(255.0**2 / mse)
-
-    def lr_psnr_torch(prediction, low_res, scale):
-        return psnr_torch(imresize(prediction, scale=1 / scale), low_res)
-
 
 def split_validation(records: List[ImageRecord], args) -> Tuple[List[ImageRecord], List[ImageRecord]]:
     """Training and validation images: `--validation_data_dir`, or the last few training images held out."""
