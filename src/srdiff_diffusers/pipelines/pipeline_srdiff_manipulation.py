@@ -11,6 +11,7 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
 
 from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil
 from .pipeline_srdiff import SRDiffPipeline
@@ -200,7 +201,7 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
         low_res = _one_rgb(image, "image").to(self._execution_device)
         shape = self._start_shape(low_res, 1)
         if hr_image is None:
-            return self._start_latents(shape, None, 1.0, generator, low_res, None, None)
+            return randn_tensor(shape, generator=generator, device=low_res.device, dtype=torch.float32)
         hr = _one_rgb(hr_image, "hr_image")
         self._check_manipulation_inputs(prepare_images(image), 1, None, hr, strength, 0)
         timesteps = self._timesteps(num_inference_steps, strength, low_res.device)
