@@ -171,6 +171,15 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_data_workers_do_not_change_the_run(tmp_path):
+    """Samples depend on (seed, index) only, so worker processes give the same losses as the main process."""
+    data = write_images(tmp_path / "hr", 3, size=(40, 40))
+    inline = train(tmp_path, "rrdb", "--max_train_steps", "3", "--checkpointing_steps", "10", data=data, output="a")
+    workers = train(tmp_path, "rrdb", "--max_train_steps", "3", "--checkpointing_steps", "10",
+                    "--dataloader_num_workers", "2", data=data, output="b")  # fmt: skip
+    assert workers.losses == inline.losses
+
+
 def test_bf16_mixed_precision_runs(tmp_path):
     result = train(
         tmp_path, "rrdb", "--max_train_steps", "2", "--mixed_precision", "bf16", "--checkpointing_steps", "5"
@@ -303,6 +312,20 @@ def test_dataset_name_loads_a_local_dataset(tmp_path):
         load_hr_images(dataset_name=str(folder), image_column="picture", cache_dir=str(tmp_path / "c"))
     with pytest.raises(ValueError, match="exactly one of"):
         load_hr_images(str(folder), dataset_name=str(folder))
+
+
+def test_face_preset_center_crops_178_and_resizes_to_160(tmp_path):
+    from srdiff_diffusers.training.data import face_preset
+
+    image = torch.from_numpy(smooth_image((218, 178), 4)).permute(2, 0, 1)  # CelebA's aligned size
+    out = face_preset(image)
+    assert out.shape == (3, 160, 160) and out.dtype == torch.uint8
+    assert torch.equal(out, imresize(image[:, 20:198, :], size=(160, 160)))
+    with pytest.raises(ValueError, match="at least 178"):
+        face_preset(image[:, :100])
+    folder = write_images(tmp_path / "faces", 1, size=(218, 178))
+    dataset = SRPatchDataset(load_hr_images(str(folder), cache_dir=str(tmp_path / "c")), 160, 4, preset="faces")
+    assert dataset[0]["hr"].shape == (3, 160, 160) and dataset[0]["lr"].shape == (3, 40, 40)
 
 
 def test_every_image_is_seen_once_per_epoch(tmp_path):
