@@ -3,7 +3,6 @@
 
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from ..image_processing import imresize
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, load_hr_images
 
 
@@ -201,8 +201,6 @@ def main(args) -> TrainingResult:
 
 
 def _train(args, accelerator: Accelerator) -> TrainingResult:
-    from . import validation as validation_lib
-
     logger.info(accelerator.state, main_process_only=False)
     set_seed(args.seed)
 

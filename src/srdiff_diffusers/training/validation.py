@@ -2,7 +2,7 @@
 """Validation during training: PSNR and LR-PSNR of the model and of bicubic on a few held-out images."""
 
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
