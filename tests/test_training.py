@@ -328,6 +328,37 @@ def test_face_preset_center_crops_178_and_resizes_to_160(tmp_path):
     assert dataset[0]["hr"].shape == (3, 160, 160) and dataset[0]["lr"].shape == (3, 40, 40)
 
 
+def test_paired_lr_images_give_the_same_samples_as_lr_made_on_the_fly(tmp_path):
+    from srdiff_diffusers.training.data import attach_lr_images
+
+    hr_folder = write_images(tmp_path / "HR", 3, size=(42, 37))
+    lr_folder = tmp_path / "LR_bicubic" / "X4"
+    lr_folder.mkdir(parents=True)
+    for path in sorted(hr_folder.iterdir()):
+        hr = torch.from_numpy(np.array(PIL.Image.open(path))).permute(2, 0, 1)[:, :40, :36]
+        lr = imresize(hr, scale=1 / 4)  # what the benchmark sets hold (MATLAB bicubic of the mod-cropped HR)
+        PIL.Image.fromarray(lr.permute(1, 2, 0).numpy()).save(lr_folder / path.name)
+    records = load_hr_images(str(hr_folder), cache_dir=str(tmp_path / "c"))
+    on_the_fly = SRPatchDataset(records, 16, 4, seed=1)
+    paired = SRPatchDataset(attach_lr_images(load_hr_images(str(hr_folder), cache_dir=str(tmp_path / "c")),
+                                             str(lr_folder)), 16, 4, seed=1)  # fmt: skip
+    for k in range(6):
+        assert all(torch.equal(paired[k][key], on_the_fly[k][key]) for key in ("hr", "lr")), k
+
+    # a missing or wrongly sized LR image is a counted skip that says why
+    (lr_folder / "img_000.png").unlink()
+    PIL.Image.fromarray(smooth_image((9, 9), 0)).save(lr_folder / "img_001.png")
+    records = attach_lr_images(load_hr_images(str(hr_folder), cache_dir=str(tmp_path / "c")), str(lr_folder))
+    dataset = SRPatchDataset(records, 16, 4)
+    assert len(dataset) == 1
+    assert dataset.skipped == {
+        "img_000.png": "no LR image of the same name",
+        "img_001.png": "LR image is 9x9, expected 9x10 (HR / 4)",
+    }
+    with pytest.raises(ValueError, match="is not a folder"):
+        attach_lr_images(records, str(tmp_path / "nowhere"))
+
+
 def test_every_image_is_seen_once_per_epoch(tmp_path):
     folder = write_images(tmp_path / "hr", 5)
     dataset = SRPatchDataset(load_hr_images(str(folder), cache_dir=str(tmp_path / "c")), resolution=16, scale=4)

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = parser.add_argument_group("data")
     g.add_argument("--train_data_dir", type=str, default=None, help="A folder of HR images (loaded as `imagefolder`).")
+    g.add_argument(
+        "--train_lr_data_dir", type=str, default=None,
+        help="Optional: a folder of LR images with the same file names as the HR ones (e.g. LR_bicubic/X4), used "
+        "instead of LR made on the fly; each must be exactly HR size / scale.",
+    )
     g.add_argument("--dataset_name", type=str, default=None, help="A `datasets` dataset name or path instead.")
     g.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's configuration name.")
     g.add_argument("--image_column", type=str, default="image", help="Column holding the HR images.")

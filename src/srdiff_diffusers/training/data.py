@@ -25,11 +25,12 @@ FACE_SIZE = 160
 
 @dataclass
 class ImageRecord:
-    """Where to read one HR image from: a local path, or the encoded bytes `datasets` stores."""
+    """Where to read one HR image from: a local path, or the encoded bytes `datasets` stores; optionally its LR."""
 
     name: str
     path: Optional[str] = None
     data: Optional[bytes] = None
+    lr_path: Optional[str] = None
 
     def open(self) -> PIL.Image.Image:
         return PIL.Image.open(self.path if self.data is None else io.BytesIO(self.data))
@@ -96,6 +97,22 @@ def load_hr_images(
     return records
 
 
+def attach_lr_images(records: List[ImageRecord], lr_data_dir: str) -> List[ImageRecord]:
+    r"""
+    Pairs each HR image with the LR image of the same file name in `lr_data_dir` (e.g. a benchmark's
+    `LR_bicubic/X4`), to train on given LR images instead of LR made on the fly. An HR image without its LR is
+    skipped later, with the reason.
+    """
+    if not os.path.isdir(lr_data_dir):
+        raise ValueError(f"`--train_lr_data_dir` {lr_data_dir!r} is not a folder.")
+    by_name = {os.path.basename(path): path for path in _image_files(lr_data_dir)}
+    if not by_name:
+        raise ValueError(f"`--train_lr_data_dir` {lr_data_dir!r} contains no images.")
+    for record in records:
+        record.lr_path = by_name.get(record.name, "")
+    return records
+
+
 def _to_rgb_uint8(image: PIL.Image.Image) -> torch.Tensor:
     """(3, H, W) uint8."""
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
@@ -137,7 +154,8 @@ def augment(images: Sequence[torch.Tensor], rng: np.random.Generator) -> List[to
 class SRPatchDataset(Dataset):
     r"""
     Random aligned (HR patch, LR patch) pairs. The LR image is made from the whole HR image with the MATLAB-bicubic
-    port on uint8 (as the benchmark LR sets), and the patches are cropped at LR-pixel-aligned positions.
+    port on uint8 (as the benchmark LR sets), or read from a paired file ([`attach_lr_images`]), and the patches are
+    cropped at LR-pixel-aligned positions.
 
     Sample `k` is fully determined by `(seed, k)`: the image (a fresh permutation of all images every epoch), the
     crop and the augmentation. A resumed run therefore continues with exactly the samples it would have seen,
@@ -189,6 +207,11 @@ class SRPatchDataset(Dataset):
             if min(width, height) < minimum:
                 skipped[record.name] = f"{width}x{height} is smaller than {minimum}x{minimum}"
                 continue
+            if record.lr_path is not None:
+                problem = self._check_lr(record, width, height)
+                if problem:
+                    skipped[record.name] = problem
+                    continue
             kept.append(record)
         if skipped:
             details = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:10])
@@ -201,6 +224,21 @@ class SRPatchDataset(Dataset):
                 f"least {minimum} px on each side (lower `--resolution` for smaller ones)."
             )
         return kept, skipped
+
+    def _check_lr(self, record: ImageRecord, width: int, height: int) -> Optional[str]:
+        if not record.lr_path:
+            return "no LR image of the same name"
+        if self.preset == "faces":
+            return "paired LR images cannot be used with the face preset (it resizes the HR image)"
+        try:
+            with PIL.Image.open(record.lr_path) as lr:
+                lr_size = lr.size
+        except Exception as error:
+            return f"unreadable LR image ({type(error).__name__}: {error})"
+        expected = (width // self.scale, height // self.scale)
+        if lr_size != expected:
+            return f"LR image is {lr_size[0]}x{lr_size[1]}, expected {expected[0]}x{expected[1]} (HR / {self.scale})"
+        return None
 
     def __len__(self) -> int:
         # The sampler decides how many samples are drawn; this is one epoch.
@@ -226,11 +264,18 @@ class SRPatchDataset(Dataset):
     def _load_one(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
         if index in self._cache:
             return self._cache[index]
-        with self.records[index].open() as image:
+        record = self.records[index]
+        with record.open() as image:
             hr = _to_rgb_uint8(image)
         if self.preset == "faces":
             hr = face_preset(hr)
-        pair = make_lr(hr, self.scale)
+        if record.lr_path:
+            with PIL.Image.open(record.lr_path) as image:
+                lr = _to_rgb_uint8(image)
+            s = self.scale
+            pair = (hr[:, : lr.shape[1] * s, : lr.shape[2] * s], lr)
+        else:
+            pair = make_lr(hr, self.scale)
         if self.cache_images:
             self._cache[index] = pair
         return pair

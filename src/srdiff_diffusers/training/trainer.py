@@ -26,7 +26,7 @@ from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from . import validation as validation_lib
-from .data import SRPatchDataset, StepSampler, load_hr_images
+from .data import SRPatchDataset, StepSampler, attach_lr_images, load_hr_images
 
 
 logger = get_logger(__name__)
@@ -277,6 +277,8 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
             args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir,
             args.max_train_samples,
         )
+    if args.train_lr_data_dir:
+        records = attach_lr_images(records, args.train_lr_data_dir)
     validation_records = None
     if args.validation_steps:
         records, validation_records = validation_lib.split_validation(records, args)
