@@ -197,16 +197,15 @@ def load_pipeline(model: Optional[str]):
 
 
 def set_scheduler(pipe, name: str) -> None:
-    """Swaps the sampler, keeping the trained noise schedule; the fast ones start at the last training step."""
-    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+    """Swaps the sampler, keeping the trained noise schedule; the fast ones start at the last training step and clip
+    the predicted x0 like the paper's sampler (see `SRDiffPipeline.fast_scheduler`)."""
+    from diffusers import DDPMScheduler
 
     if name == "ddpm":
         if not isinstance(pipe.scheduler, DDPMScheduler):
             pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         return
-    scheduler_class = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler}[name]
-    # With only 100 training steps, "leading" spacing would never start from pure noise (t = 99).
-    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    pipe.scheduler = pipe.fast_scheduler({"ddim": "ddim", "dpm": "dpmsolver++", "unipc": "unipc"}[name])
 
 
 # ---------------------------------------------------------------------------------------------------------------
