@@ -19,13 +19,26 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# "wall": elapsed time. "cpu": CPU time of the calling thread, which with one intra-op thread
+# (`torch.set_num_threads(1)`) is all the work of a CPU run and does not count the time the process waits while
+# other processes hold the cores; use it on a shared, busy machine. Set by the scripts' `--clock`.
+CLOCK = {"name": "wall"}
+
+
+def set_clock(name: str) -> None:
+    if name not in ("wall", "cpu"):
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {name!r}")
+    CLOCK["name"] = name
+
+
 def time_call(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall-clock seconds of one call, waiting for the device to finish."""
+    """Seconds of one call (see `CLOCK`), waiting for the device to finish."""
+    clock = time.thread_time if CLOCK["name"] == "cpu" else time.perf_counter
     synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     fn()
     synchronize(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def alternate(

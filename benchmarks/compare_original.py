@@ -459,6 +459,11 @@ def parse_args(argv=None):
         "--train-autocast", nargs="*", default=None, choices=sorted(DTYPES),
         help="Autocast dtypes for the training comparison (default bfloat16; on CUDA also float16).",
     )
+    parser.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall",
+        help="wall: elapsed time. cpu: CPU time of the main thread, robust on a busy shared machine; needs "
+        "--threads 1 on the CPU (then every kernel runs on that thread).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="Write the results as JSON here (atomically).")
     args = parser.parse_args(argv)
@@ -466,6 +471,8 @@ def parse_args(argv=None):
         ["bfloat16", "float16"] if args.device.startswith("cuda") else ["bfloat16"]))]
     if args.variants is None:
         args.variants = ["fp32", "fp32+cl", "bf16", "bf16+cl"] + (["fp16+cl"] if args.device.startswith("cuda") else [])
+    if args.clock == "cpu" and (args.device.startswith("cuda") or args.threads != 1):
+        parser.error("--clock cpu measures one CPU thread: use it with --device cpu --threads 1")
     if args.sample_steps[0] >= args.sample_steps[1]:
         parser.error("--sample-steps SHORT LONG needs SHORT < LONG")
     return args
@@ -476,6 +483,7 @@ def main(argv=None):
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    bench.set_clock(args.clock)
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # diffusers 0.42 warns about fp32 modules on every `.to(dtype)`
