@@ -13,6 +13,16 @@ DATASETS = SHARED / "datasets"
 REFERENCE = SHARED / "reference" / "original_srdiff"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    # The test models are tiny: on 2 shared cores, intra-op thread hand-offs cost far more than the arithmetic
+    # (measured here: a 100-step tiny sample ~1 s on one thread, up to a minute on two under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_components(scale: int = 4, seed: int = 0):
     """A U-Net of widths (8, 16, 16, 32) and an RRDB of 8 features x 2 blocks: fast enough for CPU tests."""
     torch.manual_seed(seed)

@@ -24,16 +24,6 @@ NAMES = ("x4_small", "x8_small")
 _CACHE = {}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # These tensors are tiny: on a busy 2-core machine, intra-op threads cost far more than they save (a 100-step
-    # sample takes ~1 s on one thread and up to a minute on two).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def reference(name):
     """(checkpoint path, fixture tensors, original hyper-parameters) of one reference checkpoint."""
     folder = require_dir(REFERENCE)

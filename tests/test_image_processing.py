@@ -12,15 +12,6 @@ from srdiff_diffusers.image_processing import imresize, resize_weights
 from conftest import DATASETS, require_dir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small matrices on shared CPUs: thread hand-offs cost far more than the arithmetic (20x on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # Keys' cubic kernel (a = -0.5) at the distances that occur below, by hand:
 #   k(x) = 1.5|x|^3 - 2.5|x|^2 + 1                 for |x| <= 1
 #   k(x) = -0.5|x|^3 + 2.5|x|^2 - 4|x| + 2         for 1 < |x| <= 2, else 0

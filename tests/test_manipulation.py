@@ -17,14 +17,6 @@ from srdiff_diffusers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

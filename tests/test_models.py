@@ -13,15 +13,6 @@ from conftest import tiny_components
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models on shared CPUs: thread hand-offs cost far more than the arithmetic.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -19,15 +19,6 @@ from srdiff_diffusers.pipelines.tiling import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These tests run many tiny convolutions; on a shared 2-core machine two threads are much slower than one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _raw(pipe, lr, seed=0, **kwargs):
     kwargs.setdefault("num_inference_steps", 2)
     return pipe(lr, generator=torch.Generator().manual_seed(seed), output_type="raw", **kwargs).images

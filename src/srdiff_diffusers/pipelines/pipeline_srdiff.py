@@ -14,7 +14,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
+from ..image_processing import imresize, prepare_images, tensor_to_pil, to_output_channels
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
