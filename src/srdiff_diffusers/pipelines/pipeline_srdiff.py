@@ -35,15 +35,14 @@ EXAMPLE_DOC_STRING = """
         ```py
         >>> import torch
         >>> from PIL import Image
-        >>> from diffusers import DPMSolverMultistepScheduler
         >>> from srdiff_diffusers import SRDiffPipeline
 
         >>> pipe = SRDiffPipeline.from_pretrained("path/to/srdiff-model")  # a local folder or a Hub id
         >>> low_res = Image.open("photo.png")
         >>> image = pipe(low_res, generator=torch.Generator().manual_seed(0)).images[0]
 
-        >>> # 20 steps instead of 100
-        >>> pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        >>> # 20 steps instead of 100: DPM-Solver++ with "trailing" spacing and x0 clipped as in the paper
+        >>> pipe.scheduler = pipe.fast_scheduler("dpmsolver++")
         >>> image = pipe(low_res, num_inference_steps=20).images[0]
         ```
 """
