@@ -33,12 +33,8 @@ TINY_UNET = ["--unet_block_out_channels", "8,16,16,32"]
 
 @pytest.fixture(autouse=True)
 def fresh_accelerator_state():
-    """accelerate keeps its state per process; each in-process training run must start from a clean one. One
-    thread: these models are tiny, and spinning OpenMP threads are slow on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """accelerate keeps its state per process; each in-process training run must start from a clean one."""
     yield
-    torch.set_num_threads(threads)
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
