@@ -30,7 +30,8 @@ class RRDBEncoderOutput(BaseOutput):
     """
 
     sample: torch.Tensor
-    condition: torch.Tensor
+    # A default, so that accelerate's mixed-precision output wrapper can rebuild the dataclass field by field.
+    condition: Optional[torch.Tensor] = None
     hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
 
 
