@@ -432,3 +432,28 @@ def test_model_card_has_hub_metadata_arguments_and_numbers(tmp_path):
     assert "| `learning_rate` | `0.0002` |" in text
     assert "| this model | 25.12 | 45.60 |" in text and "| bicubic | 24.00 | 38.25 |" in text
     assert 'from_pretrained("someone/srdiff-x4")' in text and "{{" not in text
+
+
+def test_model_card_of_an_exported_checkpoint(tmp_path):
+    from srdiff_diffusers.training.model_card import main as model_card_main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # The card's mean loss covers only the steps up to the exported checkpoint (step 2 here): (0.5 + 0.3) / 2.
+    (run_dir / "loss_log.jsonl").write_text("".join(f'{{"step": {s}, "loss": {v}}}\n' for s, v in [(1, 0.5), (2, 0.3), (3, 9.0)]))
+    (tmp_path / "results.md").write_text("| method | PSNR |\n|---|---|\n| SRDiff | 23.45 |\n")
+    command = (
+        "python examples/train_srdiff.py --stage diffusion --train_data_dir ../shared/datasets/BSD100/HR "
+        f"--output_dir {run_dir} --pretrained_encoder runs/rrdb --resolution 96"
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    argv = [str(model_dir), "--training_command", command, "--run_dir", str(run_dir), "--global_step", "2",
+            "--evaluation", str(tmp_path / "results.md")]  # fmt: skip
+    assert model_card_main(argv) == 0
+    text = (model_dir / "README.md").read_text()
+    assert "| SRDiff | 23.45 |" in text and "for 2 optimizer steps" in text and "0.4000" in text
+    assert "library_name: diffusers" in text and "{{" not in text
+    with pytest.raises(ValueError, match="must start with"):
+        model_card_main([str(model_dir), "--training_command", "python other.py", "--run_dir", str(run_dir),
+                         "--global_step", "2"])  # fmt: skip

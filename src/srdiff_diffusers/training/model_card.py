@@ -3,7 +3,7 @@
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from huggingface_hub import ModelCard, ModelCardData
 
@@ -27,7 +27,9 @@ def _dataset_name(args) -> str:
     return os.path.basename(os.path.normpath(os.path.dirname(os.path.normpath(args.train_data_dir)))) or "custom"
 
 
-def render_model_card(args, result, template: Optional[Path] = None) -> ModelCard:
+def render_model_card(
+    args, result, template: Optional[Path] = None, evaluation: Optional[str] = None
+) -> ModelCard:
     r"""
     Renders the template with the training arguments and the last validation numbers.
 
@@ -35,6 +37,8 @@ def render_model_card(args, result, template: Optional[Path] = None) -> ModelCar
         args (`argparse.Namespace`): The training arguments.
         result ([`TrainingResult`]): Losses and validation metrics of the run.
         template (`Path`, *optional*): Another template; defaults to the repository's `model_card.md`.
+        evaluation (`str`, *optional*): Markdown for the card's evaluation section, e.g. the `results.md` table of
+            `srdiff evaluate` with the command that produced it.
     """
     dataset = _dataset_name(args)
     card_data = ModelCardData(
@@ -71,14 +75,15 @@ def render_model_card(args, result, template: Optional[Path] = None) -> ModelCar
         global_step=result.global_step,
         final_loss=None if not losses else sum(v for _, v in losses[-50:]) / len(losses[-50:]),
         validation=validation,
+        evaluation=evaluation,
         hub_model_id=args.hub_model_id,
     )
 
 
-def write_model_card(args, result) -> Path:
-    """Writes `README.md` (the model card) into `--output_dir`, atomically."""
-    card = render_model_card(args, result)
-    path = Path(args.output_dir) / "README.md"
+def write_model_card(args, result, output_dir: Optional[str] = None, evaluation: Optional[str] = None) -> Path:
+    """Writes `README.md` (the model card) into `output_dir` (default `--output_dir`), atomically."""
+    card = render_model_card(args, result, evaluation=evaluation)
+    path = Path(output_dir or args.output_dir) / "README.md"
     temporary = path.with_suffix(".md.tmp")
     temporary.write_text(str(card), encoding="utf-8")
     os.replace(temporary, path)
@@ -97,3 +102,48 @@ def push_to_hub(args) -> None:
         ignore_patterns=["checkpoint-*", ".tmp-checkpoint-*", "logs/*", "*.log", "*.jsonl"],
         token=args.hub_token,
     )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """
+    Writes the card of a model exported from a checkpoint (`srdiff_diffusers.training.export`), which the training
+    script never finished: the training command, the run's loss log up to the exported step, and an evaluation.
+
+        python -m srdiff_diffusers.training.model_card MODEL_DIR --run_dir runs/srdiff --global_step 4000 \
+            --training_command "python examples/train_srdiff.py --stage diffusion ..." \
+            --evaluation reports/set14/results.md
+    """
+    import argparse
+    import json
+    import shlex
+
+    from .args import parse_args
+    from .trainer import LOSS_LOG, TrainingResult
+
+    parser = argparse.ArgumentParser(description="Write the model card of an exported SRDiff model.")
+    parser.add_argument("model_dir", help="The exported pipeline folder; README.md is written there.")
+    parser.add_argument("--training_command", required=True, help="The `python examples/train_srdiff.py ...` line.")
+    parser.add_argument("--run_dir", required=True, help="The run's --output_dir (for its loss log).")
+    parser.add_argument("--global_step", type=int, required=True, help="The step of the exported checkpoint.")
+    parser.add_argument("--evaluation", help="A markdown file for the evaluation section (e.g. results.md).")
+    options = parser.parse_args(argv)
+
+    words = shlex.split(options.training_command)
+    if "examples/train_srdiff.py" not in " ".join(words[:2]):
+        raise ValueError("`--training_command` must start with `python examples/train_srdiff.py`.")
+    args = parse_args(words[2:])
+    losses = {}
+    with open(os.path.join(options.run_dir, LOSS_LOG), encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["step"] <= options.global_step:
+                losses[record["step"]] = record["loss"]
+    result = TrainingResult(losses=losses, global_step=options.global_step)
+    evaluation = Path(options.evaluation).read_text(encoding="utf-8") if options.evaluation else None
+    path = write_model_card(args, result, output_dir=options.model_dir, evaluation=evaluation)
+    print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
