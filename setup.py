@@ -28,7 +28,8 @@ setup(
     license="Apache-2.0",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    include_package_data=True,
+    # The shipped default model (safetensors + configs, about 16 MB).
+    package_data={"srdiff_diffusers": ["pretrained/*/*.json", "pretrained/*/*.md", "pretrained/*/*/*"]},
     python_requires=">=3.9",
     install_requires=install_requires,
     extras_require=extras,

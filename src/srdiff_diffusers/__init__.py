@@ -2,6 +2,11 @@
 
 __version__ = "0.1.0"
 
+from pathlib import Path
+
+# The default 4x model, trained on BSD100 and shipped inside the package (see the README's "The default model").
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "srdiff-bsd100-x4"
+
 from .conversion import convert_original_checkpoint
 from .image_processing import imresize
 from .models import RRDBEncoder, RRDBEncoderOutput, SRDiffUNet2DModel
@@ -9,6 +14,7 @@ from .pipelines import SRDiffFusionPipeline, SRDiffInterpolationPipeline, SRDiff
 from .utils import fast_scheduler, lr_consistency
 
 __all__ = [
+    "DEFAULT_MODEL_PATH",
     "RRDBEncoder",
     "RRDBEncoderOutput",
     "SRDiffFusionPipeline",
