@@ -198,7 +198,8 @@ class FigureWriter:
         return [np.asarray(PIL.Image.open(f).convert("RGB")) for f in files]
 
     def __call__(self, name: str, hr: np.ndarray, lr: np.ndarray, outputs: dict) -> None:
-        from ..evaluation.report import comparison_grid, diversity_figure, save_png
+        from ..evaluation.report import comparison_grid, diversity_figure
+        from ..utils.io import save_png
 
         for method, images in outputs.items():
             for index, image in enumerate(images or []):

@@ -2,15 +2,15 @@
 """`srdiff upscale`: super-resolve image files (or a bundled sample image) with an SRDiff pipeline."""
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 import PIL.Image
 import torch
+
+from ..utils.io import save_png
 
 SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
 # Sample images bundled with scikit-image (no download): colour, gray and RGBA.
@@ -213,19 +213,6 @@ def set_scheduler(pipe, name: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def save_atomically(image: PIL.Image.Image, path: Path) -> None:
-    """Writes a PNG next to its destination, then renames it, so an interrupted run never leaves half a file."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format="PNG")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
 def output_names(stem: str, scale: int, num_samples: int) -> List[str]:
     if num_samples == 1:
         return [f"{stem}_x{scale}.png"]
@@ -300,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     for stem, path in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
         if path is None:
             _, image = load_sample(args.sample, scale)
-            save_atomically(image, output_dir / f"{args.sample}_lr.png")
+            save_png(image, output_dir / f"{args.sample}_lr.png")
         else:
             image = read_image(path)
         generator = None
@@ -321,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
             lr_consistency=args.lr_consistency,
         ).images
         for result, name in zip(images, planned[stem]):
-            save_atomically(to_pil(result), output_dir / name)
+            save_png(to_pil(result), output_dir / name)
         written = ", ".join(str(output_dir / name) for name in planned[stem][: args.num_samples])
         tqdm.write(f"{path if path is not None else 'sample ' + stem} -> {written}")
     return 0

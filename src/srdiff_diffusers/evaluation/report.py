@@ -14,8 +14,6 @@ import io
 import json
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -23,6 +21,7 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 
+from ..utils.io import atomic_write
 from .loop import METRICS
 
 
@@ -37,27 +36,6 @@ PAPER_COLUMNS = (
 SIGMA_COLUMN = ("sigma", "σ ↑", 2)
 Y_COLUMNS = (("psnr_y", "PSNR-Y ↑", 2), ("ssim_y", "SSIM-Y ↑", 4))
 CSV_COLUMNS = ("method", "image", "width", "height") + METRICS + ("num_samples",)
-
-
-def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None:
-    """Writes `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def save_png(image: PIL.Image.Image, path: Union[str, os.PathLike]) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write(path, buffer.getvalue())
 
 
 def _json_safe(value):
