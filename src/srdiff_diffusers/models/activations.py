@@ -1,22 +1,47 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Mish, the activation of SRDiff's noise predictor, computed with one exponential instead of three."""
+"""Mish, the activation of SRDiff's noise predictor, computed on the CPU with one exponential instead of three."""
+
+from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 # Above this, tanh(softplus(x)) is 1 in float32 (and in bf16/fp16), and e^x (e^x + 2) would overflow for x > 44.
 _MISH_CLAMP = 20.0
+# Elements handled at a time: the slice and two scratch tensors (3 x 1 MB in float32) stay in cache, so the formula's
+# seven passes do not each stream a large tensor through memory. Unchunked, a 64x512x512 float32 activation took
+# 5.1 ns per element; in slices of 2**17 to 2**20 elements 1.25-1.35 ns on one thread, 0.7 ns on two.
+_MISH_CHUNK = 2**18
+
+
+def _flat_view(tensor: torch.Tensor) -> Optional[torch.Tensor]:
+    """A 1-d view of all elements of a dense tensor (contiguous or channels_last), else None."""
+    if tensor.is_contiguous():
+        return tensor.view(-1)
+    if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last):
+        return tensor.permute(0, 2, 3, 1).view(-1)
+    return None
+
+
+def _mish_formula_(x: torch.Tensor, n: torch.Tensor, denominator: torch.Tensor) -> None:
+    torch.clamp(x, max=_MISH_CLAMP, out=n).exp_()
+    torch.add(n, 2, out=denominator)
+    n.mul_(denominator)
+    torch.add(n, 2, out=denominator)
+    x.mul_(n.div_(denominator))
 
 
 def mish_(hidden_states: torch.Tensor) -> torch.Tensor:
     r"""
     Mish, `x * tanh(softplus(x))`, in place and without autograd (inference only).
 
-    With `u = e^x`, `tanh(log(1 + u)) = n / (n + 2)` where `n = u (u + 2)`: one exponential and a few multiply/add
-    passes. On the CPU that is about 2.4x faster than `torch.nn.functional.mish` (1.3 ns instead of 3.1 ns per
-    float32 element on one AVX-512 core, whose vectorised kernel evaluates exp, log1p and tanh), which matters
-    because Mish follows every convolution of the network. The result is as accurate as `F.mish`: in float32 the
-    largest error against a float64 Mish is the same (about 7e-7 for inputs up to 15), and it is accurate for very
-    negative inputs too (no cancellation). Reduced-precision inputs are computed in their own dtype.
+    On the CPU, with `u = e^x`, `tanh(log(1 + u)) = n / (n + 2)` where `n = u (u + 2)`: one exponential and a few
+    multiply/add passes over cache-sized slices, about 2.5x faster than `torch.nn.functional.mish` (1.25 ns instead
+    of 3.1 ns per element on one AVX-512 core; torch's kernel evaluates exp, log1p and tanh), which matters because
+    Mish follows every convolution of the network. It is as accurate as `F.mish`: in float32 the largest error
+    against a float64 Mish is the same (about 7e-7 for inputs up to 15), with no cancellation for negative inputs.
+    Reduced-precision inputs are computed in their own dtype. On other devices this is `F.mish(..., inplace=True)`
+    (one fused kernel there).
 
     Args:
         hidden_states (`torch.Tensor`): The activations; overwritten.
@@ -37,6 +62,12 @@ def mish_(hidden_states: torch.Tensor) -> torch.Tensor:
     """
     if torch.is_grad_enabled() and hidden_states.requires_grad:
         raise RuntimeError("`mish_` overwrites its input and has no backward; use `torch.nn.functional.mish` to train.")
-    n = torch.clamp(hidden_states, max=_MISH_CLAMP).exp_()
-    n.mul_(n + 2)
-    return hidden_states.mul_(n.div_(n + 2))
+    flat = _flat_view(hidden_states) if hidden_states.device.type == "cpu" else None
+    if flat is None:
+        return F.mish(hidden_states, inplace=True)
+    chunk = min(flat.numel(), _MISH_CHUNK)
+    n, denominator = torch.empty(chunk, dtype=flat.dtype), torch.empty(chunk, dtype=flat.dtype)
+    for part in flat.split(chunk):
+        size = part.numel()
+        _mish_formula_(part, n[:size], denominator[:size])
+    return hidden_states
