@@ -260,6 +260,32 @@ def test_evaluate_pipeline_bicubic_numbers_are_independent_metrics():
     assert summary["sigma"] == 0.0
 
 
+def test_mean_of_samples_is_the_pixel_mean_of_the_srdiff_samples():
+    pipe = tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    hr = smooth_image(32, seed=3)
+    seen = {}
+    results = evaluate_pipeline(
+        pipe, [hr], methods=["srdiff_mean", "srdiff"], num_inference_steps=2, num_samples=3, lpips=False,
+        progress=False, on_image=lambda name, hr, lr, outputs: seen.update(outputs),
+    )  # fmt: skip
+    samples = seen["srdiff"]
+    assert len(samples) == 3 and len(seen["srdiff_mean"]) == 1
+    # Independent reference: numpy's mean of the three saved samples, rounded, scored by scikit-image.
+    expected_mean = np.round(np.stack(samples).astype(float).mean(axis=0)).astype(np.uint8)
+    assert np.array_equal(seen["srdiff_mean"][0], expected_mean)
+    summary = results["methods"]["srdiff_mean"]
+    assert abs(summary["psnr"] - peak_signal_noise_ratio(hr, expected_mean, data_range=255)) < 1e-6
+    assert summary["sigma"] is None and results["per_image"][-1]["num_samples"] == 1
+    # Asked alone, the mean runs the pipeline itself with the same seed: the same image.
+    alone = evaluate_pipeline(
+        pipe, [hr], methods=["srdiff_mean"], num_inference_steps=2, num_samples=3, lpips=False, progress=False
+    )
+    assert alone["methods"]["srdiff_mean"]["psnr"] == summary["psnr"]
+    with pytest.raises(ValueError, match="num_samples` >= 2"):
+        evaluate_pipeline(pipe, [hr], methods=["srdiff_mean"], num_inference_steps=2, lpips=False, progress=False)
+
+
 def test_cli_writes_every_file_and_a_rerun_reuses_the_cache(data, monkeypatch, capsys):
     calls = []
     original_call = SRDiffPipeline.__call__
@@ -311,6 +337,19 @@ def test_cli_writes_every_file_and_a_rerun_reuses_the_cache(data, monkeypatch, c
     assert calls == [2, 2, 2, 2]
 
 
+def test_cli_mean_of_samples_row_and_image(data, capsys):
+    out = data / "mean_report"
+    argv = [
+        "evaluate", "--model", str(data / "model"), "--hr-dir", str(data / "hr"), "--steps", "2", "--num-samples", "2",
+        "--srdiff-mean", "--baselines", "none", "--device", "cpu", "-o", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert "| SRDiff, mean of samples |" in (out / "results.md").read_text()
+    samples = [np.asarray(PIL.Image.open(out / "images" / "srdiff" / f"a_s{k}.png")).astype(float) for k in range(2)]
+    mean = np.asarray(PIL.Image.open(out / "images" / "srdiff_mean" / "a.png"))
+    assert np.array_equal(mean, np.round((samples[0] + samples[1]) / 2).astype(np.uint8))
+
+
 def test_cli_given_lr_folder_and_bicubic_only(data, capsys):
     (data / "lr").mkdir()
     for name in ("a", "b"):
@@ -339,6 +378,7 @@ def test_cli_errors(data, capsys):
     assert "--scale 2 does not match" in message
     assert "--scale is required" in error_of("--hr-dir", hr, "-o", str(data / "o4"))
     assert "exactly one of --hr-dir" in error_of("--scale", "4", "-o", str(data / "o5"))
+    assert "--num-samples 2 or more" in error_of("--model", model, "--hr-dir", hr, "--srdiff-mean", "-o", str(data / "o7"))
     # LR images of the wrong size
     (data / "lr").mkdir()
     for name in ("a", "b"):

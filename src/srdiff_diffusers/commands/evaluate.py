@@ -51,6 +51,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--num-samples", type=int, default=1, help="SRDiff samples per image; sigma needs 2 or more (default: 1)."
     )
     parser.add_argument(
+        "--srdiff-mean",
+        action="store_true",
+        help="Also report the per-pixel mean of the --num-samples samples (an estimate of the posterior mean: higher "
+        "PSNR, less detail); needs --num-samples 2 or more.",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="Base seed; each image's seed derives from it and the image's name."
     )
     parser.add_argument("--max-images", type=int, help="Evaluate only the first N images (sorted by name).")
@@ -248,7 +254,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-samples must be a positive integer, got {args.num_samples}")
     if args.scale is not None and args.scale < 1:
         raise ValueError(f"--scale must be a positive integer, got {args.scale}")
+    if args.srdiff_mean and args.num_samples < 2:
+        raise ValueError(f"--srdiff-mean averages SRDiff samples: give --num-samples 2 or more (got {args.num_samples})")
     methods = parse_baselines(args.baselines) + ([] if args.no_srdiff or args.model is None else ["srdiff"])
+    if args.srdiff_mean and "srdiff" in methods:
+        methods.append("srdiff_mean")
     if not methods:
         raise ValueError("nothing to evaluate: give --model for SRDiff, or --baselines bicubic")
     if args.model is None and "rrdb" in methods:

@@ -4,7 +4,7 @@ The evaluation loop behind `srdiff evaluate`, importable for validation during t
 
 For every HR image: make (or check) its LR image, super-resolve it with each method (`"bicubic"`: MATLAB bicubic
 upscaling; `"rrdb"`: the RRDB encoder's own SR head, `pipe.encoder(lr).sample`; `"srdiff"`: the pipeline, K
-samples), quantise to uint8 as a saved PNG would be, and compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and
+samples; `"srdiff_mean"`, optional: the per-pixel mean of those K samples), quantise to uint8 as a saved PNG would be, and compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and
 the diversity sigma. Results can be cached per image (JSON lines) so that an interrupted run resumes.
 """
 
@@ -24,7 +24,8 @@ from .metrics import diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torc
 from .perceptual import LPIPSScorer
 
 
-METHODS = ("bicubic", "rrdb", "srdiff")
+METHODS = ("bicubic", "rrdb", "srdiff", "srdiff_mean")
+DEFAULT_METHODS = ("bicubic", "rrdb", "srdiff")
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "lr_psnr", "sigma")
 # Bump when a metric's definition changes, so that old cached results are not mixed with new ones.
 CACHE_VERSION = 1
@@ -144,7 +145,7 @@ def super_resolve(
     Super-resolves one uint8 LR image with one method.
 
     Args:
-        method (`str`): `"bicubic"`, `"rrdb"` or `"srdiff"`.
+        method (`str`): `"bicubic"`, `"rrdb"`, `"srdiff"` or `"srdiff_mean"` (one image: the mean of the samples).
         lr (`np.ndarray`): `HxWx3` uint8.
         scale (`int`): The SR scale.
         pipe ([`SRDiffPipeline`], *optional*): Needed by `"rrdb"` and `"srdiff"`.
@@ -165,7 +166,7 @@ def super_resolve(
         lr_input = _to_tensor(lr).to(pipe._execution_device, encoder.dtype) / 127.5 - 1.0
         sample = encoder(lr_input).sample.float()
         return _to_numpy(((sample + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8))
-    if method == "srdiff":
+    if method in ("srdiff", "srdiff_mean"):
         images = pipe(
             lr,
             num_inference_steps=num_inference_steps,
@@ -173,8 +174,17 @@ def super_resolve(
             generator=generator,
             output_type="np",
         ).images
-        return [np.round(image * 255).astype(np.uint8) for image in images]
+        images = [np.round(image * 255).astype(np.uint8) for image in images]
+        return [mean_image(images)] if method == "srdiff_mean" else images
     raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
+
+
+def mean_image(images: Sequence[np.ndarray]) -> np.ndarray:
+    """
+    The per-pixel mean of K uint8 SRDiff samples, rounded to uint8. It estimates the posterior mean (the MMSE
+    estimate): higher PSNR than any one sample, at the cost of the detail the samples disagree on.
+    """
+    return np.round(np.mean(np.stack(images).astype(np.float64), axis=0)).astype(np.uint8)
 
 
 def _mean_psnr(values: torch.Tensor) -> float:
@@ -311,7 +321,7 @@ def evaluate_pipeline(
     *,
     scale: Optional[int] = None,
     names: Optional[Sequence[str]] = None,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     num_inference_steps: int = 100,
     num_samples: int = 1,
     seed: int = 0,
@@ -332,7 +342,9 @@ def evaluate_pipeline(
         lr_images (`Sequence`, *optional*): Matching LR images; made with MATLAB bicubic from HR when absent.
         scale (`int`, *optional*): The SR scale; defaults to the model's, and must equal it.
         names (`Sequence[str]`, *optional*): Image names for the results; defaults to `"00000"`, `"00001"`, ...
-        methods (`Sequence[str]`, *optional*, defaults to `("bicubic", "rrdb", "srdiff")`): What to evaluate.
+        methods (`Sequence[str]`, *optional*, defaults to `("bicubic", "rrdb", "srdiff")`): What to evaluate, among
+            those and `"srdiff_mean"` (the mean of the `num_samples` samples, derived from the `"srdiff"` samples
+            when both are evaluated; it needs `num_samples >= 2`).
         num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
         num_samples (`int`, *optional*, defaults to 1): SRDiff samples per image; metrics are averaged over them,
             and the diversity sigma needs at least 2.
@@ -354,6 +366,7 @@ def evaluate_pipeline(
     unknown = [method for method in methods if method not in METHODS]
     if unknown or not methods:
         raise ValueError(f"Unknown or no methods {unknown or methods}; choose from {METHODS}.")
+    methods.sort(key=METHODS.index)  # "srdiff" before "srdiff_mean", which reuses its samples
     needs_model = [method for method in methods if method != "bicubic"]
     if pipe is None and needs_model:
         raise ValueError(f"The methods {needs_model} need a model; pass `pipe` (CLI: --model DIR).")
@@ -368,6 +381,8 @@ def evaluate_pipeline(
         raise ValueError(f"`scale` must be a positive integer (the SR factor), got {scale!r}.")
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    if "srdiff_mean" in methods and num_samples < 2:
+        raise ValueError(f"The mean of SRDiff samples needs `num_samples` >= 2 (CLI: --num-samples), got {num_samples}.")
     hr_images = list(hr_images)
     if not hr_images:
         raise ValueError("There are no HR images to evaluate.")
@@ -397,6 +412,7 @@ def evaluate_pipeline(
             "seed": seed,
         },
     }
+    keys["srdiff_mean"] = keys["srdiff"]  # one file per method: the same settings make the same mean
     keys = {method: json.dumps(dict(key, version=CACHE_VERSION), sort_keys=True) for method, key in keys.items()}
 
     rows, computed, reused = [], 0, 0
@@ -413,19 +429,22 @@ def evaluate_pipeline(
                 outputs[method] = None
                 reused += 1
             else:
-                generator = torch.Generator().manual_seed(image_seed(seed, name)) if method == "srdiff" else None
-                images = super_resolve(
-                    method,
-                    lr,
-                    scale=scale,
-                    pipe=pipe,
-                    num_inference_steps=num_inference_steps,
-                    num_samples=num_samples,
-                    generator=generator,
-                )
-                metrics = image_metrics(
-                    images, hr, lr, scale=scale, lpips_scorer=scorer, deterministic=method != "srdiff"
-                )
+                stochastic = method in ("srdiff", "srdiff_mean")
+                if method == "srdiff_mean" and outputs.get("srdiff") is not None:
+                    images = [mean_image(outputs["srdiff"])]  # the samples just made, from the same seed
+                else:
+                    generator = torch.Generator().manual_seed(image_seed(seed, name)) if stochastic else None
+                    images = super_resolve(
+                        method,
+                        lr,
+                        scale=scale,
+                        pipe=pipe,
+                        num_inference_steps=num_inference_steps,
+                        num_samples=num_samples,
+                        generator=generator,
+                    )
+                # The mean is one image: no sigma for it (None, not 0).
+                metrics = image_metrics(images, hr, lr, scale=scale, lpips_scorer=scorer, deterministic=not stochastic)
                 outputs[method] = images
                 pending.append((method, metrics))
                 computed += 1
@@ -436,6 +455,7 @@ def evaluate_pipeline(
         for method, metrics in pending if cache is not None else ():
             cache.put(method, keys[method], name, fingerprint, metrics)
 
+    uses_srdiff = any(method.startswith("srdiff") for method in methods)
     return {
         "scale": scale,
         "methods": summarize(rows, methods, lpips_text),
@@ -444,9 +464,9 @@ def evaluate_pipeline(
         "settings": {
             "methods": methods,
             "num_images": len(hr_images),
-            "num_inference_steps": num_inference_steps if "srdiff" in methods else None,
-            "scheduler": scheduler_name if "srdiff" in methods else None,
-            "num_samples": num_samples if "srdiff" in methods else None,
+            "num_inference_steps": num_inference_steps if uses_srdiff else None,
+            "scheduler": scheduler_name if uses_srdiff else None,
+            "num_samples": num_samples if uses_srdiff else None,
             "seed": seed,
             "crop": crop,
             "lr_given": lr_images is not None,

@@ -25,7 +25,12 @@ from ..utils.io import atomic_write
 from .loop import METRICS
 
 
-METHOD_LABELS = {"bicubic": "Bicubic", "rrdb": "RRDB", "srdiff": "SRDiff"}
+METHOD_LABELS = {
+    "bicubic": "Bicubic",
+    "rrdb": "RRDB",
+    "srdiff": "SRDiff",
+    "srdiff_mean": "SRDiff, mean of samples",
+}
 # The paper's columns (Tables 1 and 2), then the SR literature's Y-channel convention.
 PAPER_COLUMNS = (
     ("psnr", "PSNR ↑", 2),
@@ -107,7 +112,7 @@ def markdown_table(results: dict, title: Optional[str] = None) -> str:
                     footnotes.append(value)
                 value = "n/a" + "*" * (footnotes.index(value) + 1)
             elif key == "sigma" and value is None:
-                value = "n/a (1 sample)"
+                value = "n/a" if method == "srdiff_mean" else "n/a (1 sample)"
             cells.append(_format(value, digits))
         lines.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
     lines += ["", "| Method | " + " | ".join(label for _, label, _ in Y_COLUMNS) + " |", "|---|---:|---:|"]
@@ -208,7 +213,7 @@ def comparison_grid(
     """
     height, width = hr.shape[:2]
     columns = [("LR (nearest)", PIL.Image.fromarray(lr).resize((width, height), PIL.Image.Resampling.NEAREST))]
-    for method in ("bicubic", "rrdb", "srdiff"):
+    for method in ("bicubic", "rrdb", "srdiff", "srdiff_mean"):
         images = outputs.get(method) or []
         shown = images[:max_samples] if method == "srdiff" else images[:1]
         for index, image in enumerate(shown):
