@@ -1,11 +1,13 @@
 """
 The model shipped in the package must load and super-resolve a bundled photo: a broken model or loader cannot land.
 
-Measured on this crop (192x192 HR, 10 DPM-Solver++ steps, seed 0): bicubic 25.79 dB PSNR / 36.72 dB LR-PSNR, the
-RRDB head 26.24 / 35.83, SRDiff 23.22 / 41.11, a pipeline with a random U-Net 12.68 / 22.45. The shipped SRDiff
-(3,500 CPU training steps) is more consistent with the LR image than bicubic but not yet above it in PSNR, so the
-PSNR check on SRDiff is "within 4 dB of bicubic" (what separates a trained model from a broken one); the RRDB head
-must beat bicubic in PSNR and SRDiff must beat it in LR-PSNR.
+Measured on this crop (192x192 HR, seed 0): bicubic 25.79 dB PSNR / 36.72 dB LR-PSNR, the RRDB head 26.24 / 35.83;
+SRDiff with 10 DDIM steps (8 samples, one generator): single samples 24.2-24.8 dB, their per-pixel mean 26.53 dB (above bicubic and
+the RRDB head), LR-PSNR 41 dB; a pipeline with a random U-Net 12.68 / 22.45. A single sample of a small model stays
+below bicubic in PSNR (its error is about the posterior mean's plus the samples' own spread, ~3 dB at best), so
+the "better than bicubic" checks are: the mean of 8 samples in PSNR, every sample in LR-PSNR; a single sample
+must stay within 4 dB of bicubic in PSNR (what separates a trained model from a broken one: a random U-Net is
+13 dB below).
 """
 
 import numpy as np
@@ -71,10 +73,14 @@ def test_default_model_super_resolves_a_bundled_photo(default_pipe, astronaut):
     rrdb = to_uint8(((rrdb[0] + 1) / 2).permute(1, 2, 0).numpy())
     assert peak_signal_noise_ratio(hr, rrdb, data_range=255) > bicubic_psnr
 
-    # SRDiff itself, with a fast sampler and few steps.
-    default_pipe.scheduler = default_pipe.fast_scheduler("dpmsolver++")
-    sr = default_pipe(lr, num_inference_steps=10, generator=torch.Generator().manual_seed(0), output_type="np")
-    sr = to_uint8(sr.images[0])
-    assert sr.shape == hr.shape
-    assert lr_psnr(sr, lr) > bicubic_lr_psnr
-    assert peak_signal_noise_ratio(hr, sr, data_range=255) > bicubic_psnr - SRDIFF_PSNR_MARGIN_DB
+    # SRDiff itself, with a fast sampler and few steps: 8 samples in one batch.
+    default_pipe.scheduler = default_pipe.fast_scheduler("ddim")
+    generator = torch.Generator().manual_seed(0)
+    out = default_pipe(lr, num_inference_steps=10, num_images_per_prompt=8, generator=generator, output_type="np")
+    samples = [to_uint8(image) for image in out.images]
+    assert len(samples) == 8 and samples[0].shape == hr.shape
+    for sample in samples:
+        assert lr_psnr(sample, lr) > bicubic_lr_psnr
+        assert peak_signal_noise_ratio(hr, sample, data_range=255) > bicubic_psnr - SRDIFF_PSNR_MARGIN_DB
+    mean = np.round(np.stack(samples).astype(np.float64).mean(axis=0)).astype(np.uint8)
+    assert peak_signal_noise_ratio(hr, mean, data_range=255) > bicubic_psnr
