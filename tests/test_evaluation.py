@@ -378,7 +378,8 @@ def test_cli_errors(data, capsys):
     assert "--scale 2 does not match" in message
     assert "--scale is required" in error_of("--hr-dir", hr, "-o", str(data / "o4"))
     assert "exactly one of --hr-dir" in error_of("--scale", "4", "-o", str(data / "o5"))
-    assert "--num-samples 2 or more" in error_of("--model", model, "--hr-dir", hr, "--srdiff-mean", "-o", str(data / "o7"))
+    message = error_of("--model", model, "--hr-dir", hr, "--srdiff-mean", "-o", str(data / "o7"))
+    assert "--num-samples 2 or more" in message
     # LR images of the wrong size
     (data / "lr").mkdir()
     for name in ("a", "b"):

@@ -255,7 +255,9 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale < 1:
         raise ValueError(f"--scale must be a positive integer, got {args.scale}")
     if args.srdiff_mean and args.num_samples < 2:
-        raise ValueError(f"--srdiff-mean averages SRDiff samples: give --num-samples 2 or more (got {args.num_samples})")
+        raise ValueError(
+            f"--srdiff-mean averages SRDiff samples: give --num-samples 2 or more (got {args.num_samples})"
+        )
     methods = parse_baselines(args.baselines) + ([] if args.no_srdiff or args.model is None else ["srdiff"])
     if args.srdiff_mean and "srdiff" in methods:
         methods.append("srdiff_mean")

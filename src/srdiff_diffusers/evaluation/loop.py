@@ -4,8 +4,8 @@ The evaluation loop behind `srdiff evaluate`, importable for validation during t
 
 For every HR image: make (or check) its LR image, super-resolve it with each method (`"bicubic"`: MATLAB bicubic
 upscaling; `"rrdb"`: the RRDB encoder's own SR head, `pipe.encoder(lr).sample`; `"srdiff"`: the pipeline, K
-samples; `"srdiff_mean"`, optional: the per-pixel mean of those K samples), quantise to uint8 as a saved PNG would be, and compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and
-the diversity sigma. Results can be cached per image (JSON lines) so that an interrupted run resumes.
+samples; `"srdiff_mean"`, optional: the per-pixel mean of those K samples), quantise to uint8 as a saved PNG would
+be, and compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and the diversity sigma. Results can be cached per image (JSON lines) so that an interrupted run resumes.
 """
 
 import json
@@ -382,7 +382,9 @@ def evaluate_pipeline(
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     if "srdiff_mean" in methods and num_samples < 2:
-        raise ValueError(f"The mean of SRDiff samples needs `num_samples` >= 2 (CLI: --num-samples), got {num_samples}.")
+        raise ValueError(
+            f"The mean of SRDiff samples needs `num_samples` >= 2 (CLI: --num-samples), got {num_samples}."
+        )
     hr_images = list(hr_images)
     if not hr_images:
         raise ValueError("There are no HR images to evaluate.")
