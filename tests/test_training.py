@@ -215,6 +215,23 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
     assert "decay" not in json.loads((tmp_path / "exported" / "unet" / "config.json").read_text())
     with pytest.raises(ValueError, match="already holds a pipeline"):
         export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"))
+    # several checkpoints: the mean of their (EMA) weights, against the two exported one by one
+    checkpoints = [str(tmp_path / "full" / f"checkpoint-{step}") for step in (4, 6)]
+    averaged = export_pipeline(checkpoints, str(encoder_dir), str(tmp_path / "averaged")).unet.state_dict()
+    four = export_pipeline(checkpoints[0], str(encoder_dir), str(tmp_path / "exported4")).unet.state_dict()
+    assert any(not torch.equal(four[k], final[k]) for k in final)  # the two differ, so the mean is a real test
+    assert all(torch.allclose(averaged[k], (four[k] + final[k]) / 2, atol=1e-7) for k in final)
+    from srdiff_diffusers import SRDiffUNet2DModel
+    from srdiff_diffusers.training.export import main as export_main
+
+    argv = [*checkpoints, "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "cli")]
+    assert export_main(argv) == 0
+    from_cli = SRDiffPipeline.from_pretrained(tmp_path / "cli").unet.state_dict()
+    assert all(torch.equal(from_cli[k], averaged[k]) for k in final)
+    other = tmp_path / "other-run" / "checkpoint-1"
+    SRDiffUNet2DModel(block_out_channels=(8, 16), condition_channels=8).save_pretrained(other / "unet")
+    with pytest.raises(ValueError, match="another U-Net configuration"):
+        export_pipeline([checkpoints[0], str(other)], str(encoder_dir), str(tmp_path / "mixed"))
     # same final weights (EMA copied in), and the LR schedule was restored (decayed once at step 3, again at 6)
     a = SRDiffPipeline.from_pretrained(tmp_path / "full").unet.state_dict()
     b = SRDiffPipeline.from_pretrained(tmp_path / "resumed").unet.state_dict()

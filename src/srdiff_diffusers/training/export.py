@@ -5,25 +5,53 @@ time and its newest checkpoint used:
 
     python -m srdiff_diffusers.training.export runs/srdiff/checkpoint-4000 --pretrained_encoder runs/rrdb \
         --output_dir models/srdiff-x4
+
+Given several checkpoints of one run, it saves the mean of their weights (checkpoint averaging): for a run trained
+without `--use_ema`, the average of the last few checkpoints smooths the step-to-step fluctuation of the weights
+in the same way as an EMA.
 """
 
 import argparse
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
+
+import torch
 
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from .trainer import EMA_SUBFOLDER, load_encoder
 
 
+def _load_unet(checkpoint: str, use_ema: bool) -> SRDiffUNet2DModel:
+    unet_folder = os.path.join(checkpoint, "unet")
+    if not os.path.isfile(os.path.join(unet_folder, "config.json")):
+        raise ValueError(f"{checkpoint!r} is not a checkpoint of a `--stage diffusion` run (no unet/config.json).")
+    unet = SRDiffUNet2DModel.from_pretrained(unet_folder)
+    ema_folder = os.path.join(checkpoint, EMA_SUBFOLDER)
+    if use_ema and os.path.isdir(ema_folder):
+        # The EMA folder's config also holds the EMA's own state; take only its weights, keep the unet's config.
+        ema_unet = SRDiffUNet2DModel.from_pretrained(ema_folder)
+        unet.load_state_dict(ema_unet.state_dict())
+    return unet
+
+
+def _architecture(unet: SRDiffUNet2DModel) -> dict:
+    return {key: value for key, value in unet.config.items() if not key.startswith("_")}
+
+
 def export_pipeline(
-    checkpoint: str, pretrained_encoder: str, output_dir: str, use_ema: bool = True, overwrite: bool = False
+    checkpoint: Union[str, Sequence[str]],
+    pretrained_encoder: str,
+    output_dir: str,
+    use_ema: bool = True,
+    overwrite: bool = False,
 ) -> SRDiffPipeline:
     r"""
-    Builds and saves the pipeline of a stage-`diffusion` checkpoint.
+    Builds and saves the pipeline of a stage-`diffusion` checkpoint, or of the mean of several checkpoints' weights.
 
     Args:
-        checkpoint (`str`): A `checkpoint-N` folder of a `--stage diffusion` run.
+        checkpoint (`str` or `Sequence[str]`): A `checkpoint-N` folder of a `--stage diffusion` run, or several of
+            the same run, whose U-Net weights are then averaged (in float64, saved in the run's dtype).
         pretrained_encoder (`str`): The encoder the run was trained with (its `--pretrained_encoder`).
         output_dir (`str`): Where the pipeline goes (`save_pretrained`).
         use_ema (`bool`, *optional*, defaults to `True`): Use the EMA weights when the checkpoint has them.
@@ -32,19 +60,25 @@ def export_pipeline(
     Returns:
         [`SRDiffPipeline`]: the saved pipeline.
     """
-    unet_folder = os.path.join(checkpoint, "unet")
-    if not os.path.isfile(os.path.join(unet_folder, "config.json")):
-        raise ValueError(f"{checkpoint!r} is not a checkpoint of a `--stage diffusion` run (no unet/config.json).")
+    checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    if not checkpoints:
+        raise ValueError("Give at least one checkpoint to export.")
     if os.path.exists(os.path.join(output_dir, "model_index.json")) and not overwrite:
         raise ValueError(
             f"{output_dir!r} already holds a pipeline; pass `overwrite=True` (`--overwrite`) to replace it."
         )
-    unet = SRDiffUNet2DModel.from_pretrained(unet_folder)
-    ema_folder = os.path.join(checkpoint, EMA_SUBFOLDER)
-    if use_ema and os.path.isdir(ema_folder):
-        # The EMA folder's config also holds the EMA's own state; take only its weights, keep the unet's config.
-        ema_unet = SRDiffUNet2DModel.from_pretrained(ema_folder)
-        unet.load_state_dict(ema_unet.state_dict())
+    unet = _load_unet(checkpoints[0], use_ema)
+    if len(checkpoints) > 1:
+        total = {name: value.double() for name, value in unet.state_dict().items()}
+        for other in checkpoints[1:]:
+            other_unet = _load_unet(other, use_ema)
+            if _architecture(other_unet) != _architecture(unet):
+                raise ValueError(f"{other!r} has another U-Net configuration than {checkpoints[0]!r}: not one run.")
+            for name, value in other_unet.state_dict().items():
+                total[name] += value.double()
+        with torch.no_grad():
+            for name, value in unet.state_dict().items():
+                value.copy_(total[name] / len(checkpoints))
     pipeline = SRDiffPipeline(unet=unet, encoder=load_encoder(pretrained_encoder), scheduler=default_scheduler())
     pipeline.save_pretrained(output_dir)
     return pipeline
@@ -52,14 +86,16 @@ def export_pipeline(
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Export a stage-diffusion checkpoint as an SRDiffPipeline folder.")
-    parser.add_argument("checkpoint", help="A checkpoint-N folder of a `--stage diffusion` run.")
+    parser.add_argument(
+        "checkpoint", nargs="+", help="A checkpoint-N folder of a `--stage diffusion` run; several: their mean."
+    )
     parser.add_argument("--pretrained_encoder", required=True, help="The run's --pretrained_encoder folder.")
     parser.add_argument("--output_dir", required=True, help="Where the pipeline goes.")
     parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
     args = parser.parse_args(argv)
     export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
-    print(f"Saved the pipeline of {args.checkpoint} to {args.output_dir}")
+    print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
     return 0
 
 
