@@ -47,7 +47,7 @@ class SRDiffResnetBlock2D(nn.Module):
             return hidden_states + residual
         # Without autograd, every intermediate below is a fresh convolution output that nothing else holds, so the
         # activations and additions can overwrite it (no new full-resolution tensor each time), and Mish can take
-        # its one-exponential form (`mish_`, 2.4x faster on the CPU, as accurate as `F.mish`).
+        # its one-exponential form (`mish_`, 2.5x faster on the CPU, as accurate as `F.mish`).
         hidden_states = mish_(self.conv1(hidden_states)).add_(time_bias)
         return mish_(self.conv2(hidden_states)).add_(residual)
 
@@ -233,7 +233,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         temb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
 
         # 2. contracting path, adding the condition after the first step's residual blocks. On the CPU the network
-        # runs channels_last whatever its input's layout: oneDNN's NHWC convolutions are 1.2-2x faster there
+        # runs channels_last whatever its input's layout: oneDNN's NHWC convolutions are 1.1-1.5x faster there
         # (benchmarks/compare_original.py), with the same values to ~1e-7; the output keeps the input's layout.
         input_format = torch.channels_last if sample.is_contiguous(memory_format=torch.channels_last) else None
         hidden_states = sample
