@@ -2,12 +2,11 @@
 The model shipped in the package must load and super-resolve a bundled photo: a broken model or loader cannot land.
 
 Measured on this crop (192x192 HR, seed 0): bicubic 25.79 dB PSNR / 36.72 dB LR-PSNR, the RRDB head 26.24 / 35.83;
-SRDiff with 10 DDIM steps (8 samples, one generator): single samples 24.2-24.8 dB, their per-pixel mean 26.53 dB
-(above bicubic and the RRDB head), LR-PSNR 41 dB; a pipeline with a random U-Net 12.68 / 22.45. A single sample of
-a small model stays below bicubic in PSNR (its error is about the posterior mean's plus the samples' own spread,
-~3 dB at best), so the "better than bicubic" checks are: the mean of 8 samples in PSNR, every sample in LR-PSNR; a
-single sample must stay within 4 dB of bicubic in PSNR (what separates a trained model from a broken one: a random
-U-Net is 13 dB below).
+SRDiff with 10 DDIM steps (8 samples, one generator): single samples 25.40-26.14 dB (around bicubic: on Set14 the
+shipped model's samples average 24.35 dB against bicubic's 24.26), LR-PSNR 45.4-46.6 dB, their per-pixel mean
+27.32 dB (above bicubic and the RRDB head); a pipeline with a random U-Net 12.68 / 22.45. So the "better than
+bicubic" checks are: the mean of the 8 samples in PSNR (a 1.5 dB margin), every sample in LR-PSNR; every single
+sample must be within 1 dB of bicubic in PSNR (a broken or random model is 13 dB below).
 """
 
 import numpy as np
@@ -21,8 +20,8 @@ skimage = pytest.importorskip("skimage", reason="scikit-image provides the bundl
 from skimage.metrics import peak_signal_noise_ratio  # noqa: E402
 
 MAX_MODEL_MEGABYTES = 25
-# How far below bicubic SRDiff's PSNR may be (see the module docstring); a random U-Net is 13 dB below.
-SRDIFF_PSNR_MARGIN_DB = 4.0
+# How far below bicubic one SRDiff sample's PSNR may be (see the module docstring); a random U-Net is 13 dB below.
+SRDIFF_PSNR_MARGIN_DB = 1.0
 
 
 def lr_psnr(sr: np.ndarray, lr: np.ndarray) -> float:
