@@ -212,7 +212,9 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
     exported = export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"))
     final = SRDiffPipeline.from_pretrained(tmp_path / "full").unet.state_dict()
     assert all(torch.equal(exported.unet.state_dict()[k], final[k]) for k in final)
-    assert "decay" not in json.loads((tmp_path / "exported" / "unet" / "config.json").read_text())
+    for folder in ("unet", "encoder"):
+        config = json.loads((tmp_path / "exported" / folder / "config.json").read_text())
+        assert "decay" not in config and "_name_or_path" not in config  # no EMA state, no local path of this run
     with pytest.raises(ValueError, match="already holds a pipeline"):
         export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"))
     # several checkpoints: the mean of their (EMA) weights, against the two exported one by one

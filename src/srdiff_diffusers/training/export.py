@@ -16,6 +16,7 @@ import os
 from typing import List, Optional, Sequence, Union
 
 import torch
+from diffusers.configuration_utils import FrozenDict
 
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
@@ -33,6 +34,12 @@ def _load_unet(checkpoint: str, use_ema: bool) -> SRDiffUNet2DModel:
         ema_unet = SRDiffUNet2DModel.from_pretrained(ema_folder)
         unet.load_state_dict(ema_unet.state_dict())
     return unet
+
+
+def _forget_source(model) -> None:
+    # `from_pretrained` records the folder it read in the config, and `save_pretrained` would write that local path
+    # into the exported model's config.json; an exported model should not carry the exporting machine's paths.
+    model._internal_dict = FrozenDict({k: v for k, v in model.config.items() if k != "_name_or_path"})
 
 
 def _architecture(unet: SRDiffUNet2DModel) -> dict:
@@ -79,7 +86,10 @@ def export_pipeline(
         with torch.no_grad():
             for name, value in unet.state_dict().items():
                 value.copy_(total[name] / len(checkpoints))
-    pipeline = SRDiffPipeline(unet=unet, encoder=load_encoder(pretrained_encoder), scheduler=default_scheduler())
+    encoder = load_encoder(pretrained_encoder)
+    for model in (unet, encoder):
+        _forget_source(model)
+    pipeline = SRDiffPipeline(unet=unet, encoder=encoder, scheduler=default_scheduler())
     pipeline.save_pretrained(output_dir)
     return pipeline
 
