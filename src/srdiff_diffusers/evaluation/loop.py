@@ -3,9 +3,10 @@
 The evaluation loop behind `srdiff evaluate`, importable for validation during training.
 
 For every HR image: make (or check) its LR image, super-resolve it with each method (`"bicubic"`: MATLAB bicubic
-upscaling; `"rrdb"`: the RRDB encoder's own SR head, `pipe.encoder(lr).sample`; `"srdiff"`: the pipeline, K
-samples; `"srdiff_mean"`, optional: the per-pixel mean of those K samples), quantise to uint8 as a saved PNG would
-be, and compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and the diversity sigma. Results can be cached per image (JSON lines) so that an interrupted run resumes.
+upscaling; `"rrdb"`: the RRDB encoder's own SR head, `pipe.encoder(lr).sample`; `"srdiff"`: the pipeline, K samples;
+`"srdiff_mean"`, optional: the per-pixel mean of those K samples), quantise to uint8 as a saved PNG would be, and
+compute PSNR/SSIM in both conventions, LPIPS, LR-PSNR and the diversity sigma. Results can be cached per image (JSON
+lines) so that an interrupted run resumes.
 """
 
 import json
@@ -26,6 +27,8 @@ from .perceptual import LPIPSScorer
 
 METHODS = ("bicubic", "rrdb", "srdiff", "srdiff_mean")
 DEFAULT_METHODS = ("bicubic", "rrdb", "srdiff")
+# The methods that sample the pipeline (seeded generator, no sigma of 0).
+SRDIFF_METHODS = ("srdiff", "srdiff_mean")
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "lr_psnr", "sigma")
 # Bump when a metric's definition changes, so that old cached results are not mixed with new ones.
 CACHE_VERSION = 1
@@ -166,7 +169,7 @@ def super_resolve(
         lr_input = _to_tensor(lr).to(pipe._execution_device, encoder.dtype) / 127.5 - 1.0
         sample = encoder(lr_input).sample.float()
         return _to_numpy(((sample + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8))
-    if method in ("srdiff", "srdiff_mean"):
+    if method in SRDIFF_METHODS:
         images = pipe(
             lr,
             num_inference_steps=num_inference_steps,
@@ -431,7 +434,7 @@ def evaluate_pipeline(
                 outputs[method] = None
                 reused += 1
             else:
-                stochastic = method in ("srdiff", "srdiff_mean")
+                stochastic = method in SRDIFF_METHODS
                 if method == "srdiff_mean" and outputs.get("srdiff") is not None:
                     images = [mean_image(outputs["srdiff"])]  # the samples just made, from the same seed
                 else:
@@ -457,7 +460,7 @@ def evaluate_pipeline(
         for method, metrics in pending if cache is not None else ():
             cache.put(method, keys[method], name, fingerprint, metrics)
 
-    uses_srdiff = any(method.startswith("srdiff") for method in methods)
+    uses_srdiff = any(method in SRDIFF_METHODS for method in methods)
     return {
         "scale": scale,
         "methods": summarize(rows, methods, lpips_text),
