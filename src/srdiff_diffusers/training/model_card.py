@@ -7,6 +7,8 @@ from typing import List, Optional
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from ..utils.io import atomic_write
+
 # The template lives at the repository root; an installed package without it falls back to the copy next to this file.
 _TEMPLATE_CANDIDATES = (
     Path(__file__).resolve().parents[3] / "model_card.md",
@@ -84,9 +86,7 @@ def write_model_card(args, result, output_dir: Optional[str] = None, evaluation:
     """Writes `README.md` (the model card) into `output_dir` (default `--output_dir`), atomically."""
     card = render_model_card(args, result, evaluation=evaluation)
     path = Path(output_dir or args.output_dir) / "README.md"
-    temporary = path.with_suffix(".md.tmp")
-    temporary.write_text(str(card), encoding="utf-8")
-    os.replace(temporary, path)
+    atomic_write(path, str(card))
     return path
 
 
