@@ -235,7 +235,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         # 2. contracting path, adding the condition after the first step's residual blocks. On the CPU the network
         # runs channels_last whatever its input's layout: oneDNN's NHWC convolutions are 1.1-1.5x faster there
         # (benchmarks/compare_original.py), with the same values to ~1e-7; the output keeps the input's layout.
-        input_format = torch.channels_last if sample.is_contiguous(memory_format=torch.channels_last) else None
+        input_is_channels_last = sample.is_contiguous(memory_format=torch.channels_last)
         hidden_states = sample
         if sample.device.type == "cpu":
             hidden_states = sample.contiguous(memory_format=torch.channels_last)
@@ -267,7 +267,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         else:
             hidden_states = mish_(hidden_states)  # a fresh convolution output, as in the blocks
         sample = self.conv_out(hidden_states)
-        if input_format is None:
+        if not input_is_channels_last:
             sample = sample.contiguous()
         if not return_dict:
             return (sample,)
