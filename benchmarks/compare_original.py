@@ -374,13 +374,15 @@ def training(args, diffusion, pipe, device, results):
     scheduler = pipe.scheduler
     train_steps = scheduler.config.num_train_timesteps
 
-    def ours_step(channels_last, dtype=None):
+    def ours_step(channels_last, dtype=None, compiled=False):
         unet = copy.deepcopy(pipe.unet).to(device).train()
         encoder = copy.deepcopy(pipe.encoder).to(device).eval().requires_grad_(False)
         if channels_last:
             unet = unet.to(memory_format=torch.channels_last)
             encoder = encoder.to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(unet.parameters(), lr=2e-4)
+        if compiled:
+            unet.compile()  # what `accelerate launch --dynamo_backend inductor` does to the trained model
         hr_, lr_, lr_up_ = hr, lr, lr_up
         if channels_last:
             hr_, lr_, lr_up_ = (t.contiguous(memory_format=torch.channels_last) for t in (hr, lr, lr_up))
@@ -401,6 +403,8 @@ def training(args, diffusion, pipe, device, results):
         return step
 
     calls = {"original": original_step(), "fp32": ours_step(False), "fp32+cl": ours_step(True)}
+    if args.train_compile:
+        calls["fp32+cl+compile"] = ours_step(True, compiled=True)
     for dtype in args.train_autocast:
         calls[f"original+{SHORT[dtype]}-autocast"] = original_step(dtype)
         calls[f"{SHORT[dtype]}-autocast+cl"] = ours_step(True, dtype)
@@ -460,6 +464,14 @@ def parse_args(argv=None):
         help="Autocast dtypes for the training comparison (default bfloat16; on CUDA also float16).",
     )
     parser.add_argument(
+        "--train-compile", action="store_true", help="Also time the training step with a torch.compile'd U-Net."
+    )
+    parser.add_argument(
+        "--freezing", action="store_true",
+        help="torch._inductor.config.freezing for the +compile variants: inference graphs with the weights as "
+        "constants (prepacked for oneDNN on the CPU); training graphs are not frozen.",
+    )
+    parser.add_argument(
         "--clock", choices=["wall", "cpu"], default="wall",
         help="wall: elapsed time. cpu: CPU time of the main thread, robust on a busy shared machine; needs "
         "--threads 1 on the CPU (then every kernel runs on that thread).",
@@ -487,6 +499,14 @@ def main(argv=None):
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # diffusers 0.42 warns about fp32 modules on every `.to(dtype)`
+    if args.train_compile or any("+compile" in v for v in args.variants):
+        import torch._inductor.config as inductor_config
+
+        # One static graph per input shape: with automatic dynamic shapes the second size would get a
+        # shape-generic graph, slower than what a user who compiles for one size gets.
+        torch._dynamo.config.automatic_dynamic_shapes = False
+        torch._dynamo.config.cache_size_limit = 64
+        inductor_config.freezing = args.freezing
     config = CONFIGS[args.config]
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": bench.machine_info(device)}
     print(f"machine: {results['machine']}")

@@ -1,5 +1,5 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Mish, the activation of SRDiff's noise predictor, computed on the CPU with one exponential instead of three."""
+"""Mish, the activation of SRDiff's noise predictor, computed with one exponential instead of three."""
 
 from typing import Optional
 
@@ -31,6 +31,39 @@ def _mish_formula_(x: torch.Tensor, n: torch.Tensor, denominator: torch.Tensor) 
     x.mul_(n.div_(denominator))
 
 
+class _OneExponentialMish(torch.autograd.Function):
+    """
+    The formula of `_mish_formula_` out of place, with autograd, for torch.compile (inductor fuses each direction
+    into one loop). The derivative is written out, `t + 4 x u (u + 1) / (n + 2)^2` with `t = n / (n + 2)`, because
+    autograd's quotient rule on `n / (n + 2)` subtracts two numbers close to 2 and loses ~5e-6 for x near 20.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        n = torch.exp(torch.clamp(x, max=_MISH_CLAMP))
+        n = n * (n + 2)
+        return x * (n / (n + 2))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        u = torch.exp(torch.clamp(x, max=_MISH_CLAMP))
+        denominator = u * (u + 2) + 2
+        return grad_output * ((denominator - 2) / denominator + 4 * x * (u * (u + 1)) / (denominator * denominator))
+
+
+def mish(hidden_states: torch.Tensor) -> torch.Tensor:
+    r"""
+    Mish with autograd: `torch.nn.functional.mish` when eager; under `torch.compile`, the one-exponential form of
+    [`mish_`], which inductor fuses (with the additions around it) into a single loop, about 4x faster than its
+    lowering of `F.mish` on the CPU. Both are exact formulas for Mish; they differ by float32 rounding (~1e-6).
+    """
+    if torch.compiler.is_compiling():
+        return _OneExponentialMish.apply(hidden_states)
+    return F.mish(hidden_states)
+
+
 def mish_(hidden_states: torch.Tensor) -> torch.Tensor:
     r"""
     Mish, `x * tanh(softplus(x))`, in place and without autograd (inference only).
@@ -41,7 +74,7 @@ def mish_(hidden_states: torch.Tensor) -> torch.Tensor:
     Mish follows every convolution of the network. It is as accurate as `F.mish`: in float32 the largest error
     against a float64 Mish is the same (about 7e-7 for inputs up to 15), with no cancellation for negative inputs.
     Reduced-precision inputs are computed in their own dtype. On other devices this is `F.mish(..., inplace=True)`
-    (one fused kernel there).
+    (one fused kernel there). Under `torch.compile` the same formula is traced out of place and fused by inductor.
 
     Args:
         hidden_states (`torch.Tensor`): The activations; overwritten.
@@ -62,6 +95,9 @@ def mish_(hidden_states: torch.Tensor) -> torch.Tensor:
     """
     if torch.is_grad_enabled() and hidden_states.requires_grad:
         raise RuntimeError("`mish_` overwrites its input and has no backward; use `torch.nn.functional.mish` to train.")
+    if torch.compiler.is_compiling():
+        # Traced, the in-place contract costs nothing: the copy into a graph intermediate is optimised away.
+        return hidden_states.copy_(_OneExponentialMish.apply(hidden_states))
     flat = _flat_view(hidden_states) if hidden_states.device.type == "cpu" else None
     if flat is None:
         return F.mish(hidden_states, inplace=True)

@@ -10,7 +10,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
-from .activations import mish_
+from .activations import mish, mish_
 from .strict_loading import StrictLoadingMixin
 
 
@@ -35,15 +35,14 @@ class SRDiffResnetBlock2D(nn.Module):
         self.conv1 = _conv3x3(in_channels, out_channels)
         self.time_emb_proj = nn.Linear(temb_channels, out_channels)
         self.conv2 = _conv3x3(out_channels, out_channels)
-        self.nonlinearity = nn.Mish()
         self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, hidden_states: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         residual = hidden_states if self.conv_shortcut is None else self.conv_shortcut(hidden_states)
-        time_bias = self.time_emb_proj(self.nonlinearity(temb))[:, :, None, None]
+        time_bias = self.time_emb_proj(mish(temb))[:, :, None, None]
         if torch.is_grad_enabled():
-            hidden_states = self.nonlinearity(self.conv1(hidden_states))
-            hidden_states = self.nonlinearity(self.conv2(hidden_states + time_bias))
+            hidden_states = mish(self.conv1(hidden_states))
+            hidden_states = mish(self.conv2(hidden_states + time_bias))
             return hidden_states + residual
         # Without autograd, every intermediate below is a fresh convolution output that nothing else holds, so the
         # activations and additions can overwrite it (no new full-resolution tensor each time), and Mish can take
@@ -169,7 +168,6 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
 
         # 6. output
         self.conv_norm_out = _conv3x3(base, base)  # no normalisation in SRDiff; kept as a pad/conv/Mish block
-        self.conv_act = nn.Mish()
         self.conv_out = nn.Conv2d(base, out_channels, 1)
 
     @property
@@ -182,6 +180,9 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         Projects encoder features to HR size. The projection does not depend on the timestep, so a sampler can
         compute it once per image and pass it as `projected_condition` to every [`~SRDiffUNet2DModel.forward`].
         """
+        if encoder_hidden_states.device.type == "cpu":
+            # In the layout the network runs in on the CPU (see `forward`), so that adding it is one plain pass.
+            encoder_hidden_states = encoder_hidden_states.contiguous(memory_format=torch.channels_last)
         return self.condition_projection(encoder_hidden_states)
 
     def forward(
@@ -244,7 +245,10 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             for resnet in block.resnets:
                 hidden_states = resnet(hidden_states, temb)
             if i == 0:
-                hidden_states = hidden_states + projected_condition
+                if torch.is_grad_enabled():
+                    hidden_states = hidden_states + projected_condition
+                else:
+                    hidden_states = hidden_states.add_(projected_condition)  # a fresh block output, as above
             skips.append(hidden_states)
             if block.downsampler is not None:
                 hidden_states = block.downsampler(hidden_states)
@@ -263,7 +267,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         # 5. output
         hidden_states = self.conv_norm_out(hidden_states)
         if torch.is_grad_enabled():
-            hidden_states = self.conv_act(hidden_states)
+            hidden_states = mish(hidden_states)
         else:
             hidden_states = mish_(hidden_states)  # a fresh convolution output, as in the blocks
         sample = self.conv_out(hidden_states)
