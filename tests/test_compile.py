@@ -78,3 +78,45 @@ def test_compiled_training_step_gives_the_eager_gradients():
     torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-5, atol=1e-6)
     for name, got, expected in zip([n for n, _ in unet.named_parameters()], compiled_grads, eager_grads):
         torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+def test_training_under_accelerate_dynamo_backend_matches_eager_and_resumes(tmp_path, monkeypatch):
+    # `accelerate launch --dynamo_backend inductor` (here its environment variable) compiles the trained U-Net;
+    # checkpoints, resuming and the final save must see the model itself, not the compiled wrapper.
+    from accelerate.state import AcceleratorState
+    from test_training import write_images
+
+    from srdiff_diffusers import RRDBEncoder, SRDiffPipeline
+    from srdiff_diffusers.training import main, parse_args
+
+    torch.manual_seed(0)
+    RRDBEncoder(num_features=8, num_blocks=2).save_pretrained(tmp_path / "encoder")
+    data = write_images(tmp_path / "hr", 1)
+
+    def train(backend, output, *extra):
+        monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", backend)
+        argv = [
+            "--stage", "diffusion", "--pretrained_encoder", str(tmp_path / "encoder"), "--train_data_dir", str(data),
+            "--output_dir", str(tmp_path / output), "--resolution", "32", "--train_batch_size", "2",
+            "--unet_block_out_channels", "8,16,16,32", "--report_to", "none", "--seed", "0",
+            "--cache_dir", str(tmp_path / "cache"), "--checkpointing_steps", "2", "--max_train_steps", "4", *extra,
+        ]  # fmt: skip
+        try:
+            return main(parse_args(argv))
+        finally:
+            AcceleratorState._reset_state(reset_partial_state=True)
+
+    eager = train("NO", "eager")
+    compiled = train("INDUCTOR", "compiled")
+    for step, loss in eager.losses.items():
+        assert compiled.losses[step] == pytest.approx(loss, rel=1e-5, abs=1e-6)
+    pipe = SRDiffPipeline.from_pretrained(tmp_path / "compiled")
+    reference = SRDiffPipeline.from_pretrained(tmp_path / "eager")
+    for (name, got), expected in zip(pipe.unet.state_dict().items(), reference.unet.state_dict().values()):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+    # resume the compiled run from its checkpoint-2: steps 3 and 4 again, the same losses
+    resumed = train("INDUCTOR", "compiled", "--resume_from_checkpoint", str(tmp_path / "compiled" / "checkpoint-2"))
+    assert sorted(resumed.losses) == [3, 4]
+    for step in (3, 4):
+        assert resumed.losses[step] == pytest.approx(compiled.losses[step], rel=1e-5, abs=1e-6)

@@ -240,7 +240,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
             for saved in models:
-                accelerator.unwrap_model(saved).save_pretrained(os.path.join(output_dir, subfolder))
+                accelerator.unwrap_model(saved, keep_torch_compile=False).save_pretrained(os.path.join(output_dir, subfolder))
                 weights.pop()  # saved above; accelerate must not save it again
             if ema is not None:
                 ema.save_pretrained(os.path.join(output_dir, EMA_SUBFOLDER))
@@ -253,7 +253,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
             ema.load_state_dict(loaded_ema.state_dict())
             ema.to(accelerator.device)
         while models:
-            target = accelerator.unwrap_model(models.pop())
+            target = accelerator.unwrap_model(models.pop(), keep_torch_compile=False)
             loaded = model_cls.from_pretrained(input_dir, subfolder=subfolder)
             target.load_state_dict(loaded.state_dict())
 
@@ -395,7 +395,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
     # 7. final model
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        trained = accelerator.unwrap_model(model)
+        trained = accelerator.unwrap_model(model, keep_torch_compile=False)
         if ema is not None:
             ema.copy_to(trained.parameters())
         save_final(args, trained, encoder, result)

@@ -55,7 +55,7 @@ def run_validation(args, accelerator, model, encoder, ema, records, step: int) -
     from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 
     scale = args.upscale_factor
-    trained = accelerator.unwrap_model(model)
+    trained = accelerator.unwrap_model(model, keep_torch_compile=False)
     if ema is not None:
         ema.store(trained.parameters())
         ema.copy_to(trained.parameters())
