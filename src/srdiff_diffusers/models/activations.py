@@ -56,8 +56,9 @@ class _OneExponentialMish(torch.autograd.Function):
 def mish(hidden_states: torch.Tensor) -> torch.Tensor:
     r"""
     Mish with autograd: `torch.nn.functional.mish` when eager; under `torch.compile`, the one-exponential form of
-    [`mish_`], which inductor fuses (with the additions around it) into a single loop, about 4x faster than its
-    lowering of `F.mish` on the CPU. Both are exact formulas for Mish; they differ by float32 rounding (~1e-6).
+    [`mish_`], which inductor fuses (with the additions around it) into a single loop: 0.31 ns per element on one
+    CPU core, against 3.1 ns for `F.mish` compiled or not and 1.3 ns for the eager [`mish_`]. Both are exact
+    formulas for Mish; they differ by float32 rounding (~1e-6).
     """
     if torch.compiler.is_compiling():
         return _OneExponentialMish.apply(hidden_states)
@@ -96,7 +97,7 @@ def mish_(hidden_states: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() and hidden_states.requires_grad:
         raise RuntimeError("`mish_` overwrites its input and has no backward; use `torch.nn.functional.mish` to train.")
     if torch.compiler.is_compiling():
-        # Traced, the in-place contract costs nothing: the copy into a graph intermediate is optimised away.
+        # Traced, the in-place update is functionalised and fused into the formula's loop.
         return hidden_states.copy_(_OneExponentialMish.apply(hidden_states))
     flat = _flat_view(hidden_states) if hidden_states.device.type == "cpu" else None
     if flat is None:

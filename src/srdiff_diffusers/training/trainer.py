@@ -237,10 +237,13 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
         ema = EMAModel(model.parameters(), decay=args.ema_decay, model_cls=model_cls, model_config=model.config)
 
     # 2. checkpoint hooks: each model is saved with `save_pretrained`, so a checkpoint is also a usable model folder
+    # `keep_torch_compile=False` everywhere: with `accelerate launch --dynamo_backend inductor` the prepared model is
+    # a compiled wrapper, and checkpoints, resuming, validation and the final save need the model itself.
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
             for saved in models:
-                accelerator.unwrap_model(saved, keep_torch_compile=False).save_pretrained(os.path.join(output_dir, subfolder))
+                model_dir = os.path.join(output_dir, subfolder)
+                accelerator.unwrap_model(saved, keep_torch_compile=False).save_pretrained(model_dir)
                 weights.pop()  # saved above; accelerate must not save it again
             if ema is not None:
                 ema.save_pretrained(os.path.join(output_dir, EMA_SUBFOLDER))
