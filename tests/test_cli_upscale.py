@@ -150,13 +150,13 @@ def test_missing_weights_in_model_folder(model_dir, inputs, tmp_path, capsys):
 def test_no_model_uses_the_fallback(inputs, tmp_path, monkeypatch):
     requested = []
 
-    def tiny_fallback(model):  # the full-size random model is too slow for a test; its build is checked below
-        requested.append(model)
+    def tiny_fallback(model, dtype):  # the full-size random model is too slow for a test; its build is checked below
+        requested.append((model, dtype))
         return tiny_pipeline()
 
     monkeypatch.setattr(upscale, "load_pipeline", tiny_fallback)
     assert main(["upscale", str(inputs / "gray.png"), "-o", str(tmp_path / "out"), "--steps", "1"]) == 0
-    assert requested == [None] and (tmp_path / "out" / "gray_x4.png").is_file()
+    assert requested == [(None, torch.float32)] and (tmp_path / "out" / "gray_x4.png").is_file()
 
 
 def test_random_weights_fallback_builds_the_default_config(monkeypatch, capsys):
@@ -184,3 +184,23 @@ def test_argument_errors(model_dir, inputs, tmp_path, capsys):
     (inputs / "b" / "odd.png").write_bytes((inputs / "odd.png").read_bytes())
     assert upscale_cli(inputs / "odd.png", inputs / "b" / "odd.png", model_dir=model_dir, out=tmp_path / "o") == 1
     assert "would overwrite each other" in capsys.readouterr().err
+
+
+def test_bfloat16_runs_the_networks_in_bfloat16_close_to_float32(model_dir, inputs, tmp_path):
+    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=tmp_path / "fp32", steps=2) == 0
+    args = (inputs / "odd.png", "--dtype", "bfloat16")
+    assert upscale_cli(*args, model_dir=model_dir, out=tmp_path / "bf16", steps=2) == 0
+    fp32, bf16 = (np.asarray(PIL.Image.open(tmp_path / d / "odd_x4.png")).astype(float) for d in ("fp32", "bf16"))
+    assert not np.array_equal(fp32, bf16)  # a float32 run with the same seed would be identical
+    psnr = 10 * np.log10(255.0**2 / np.mean((fp32 - bf16) ** 2))
+    assert psnr > 45, psnr  # measured: 66 dB
+
+
+def test_speed_option_errors(model_dir, inputs, tmp_path, capsys, monkeypatch):
+    args = (inputs / "odd.png", "--device", "cpu")
+    assert upscale_cli(*args, "--dtype", "float16", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert "--dtype bfloat16" in capsys.readouterr().err
+    monkeypatch.setattr("srdiff_diffusers.commands.speed.shutil.which", lambda name: None)
+    assert upscale_cli(*args, "--compile", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert "needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before any work

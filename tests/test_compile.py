@@ -120,3 +120,33 @@ def test_training_under_accelerate_dynamo_backend_matches_eager_and_resumes(tmp_
     assert sorted(resumed.losses) == [3, 4]
     for step in (3, 4):
         assert resumed.losses[step] == pytest.approx(compiled.losses[step], rel=1e-5, abs=1e-6)
+
+
+def test_upscale_cli_compile_matches_eager(tmp_path, monkeypatch):
+    import numpy as np
+    import PIL.Image
+    from conftest import tiny_pipeline
+
+    from srdiff_diffusers.cli import main
+    from srdiff_diffusers.commands import upscale
+
+    monkeypatch.setattr(torch._inductor.config, "freezing", False)  # the CLI sets it; restored after the test
+    model = tmp_path / "model"
+    tiny_pipeline().save_pretrained(model)
+    rng = np.random.default_rng(0)
+    PIL.Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "lr.png")
+    seen = []
+    apply = upscale.apply_speed_arguments
+    monkeypatch.setattr(upscale, "apply_speed_arguments", lambda pipe, args: (apply(pipe, args), seen.append(pipe)))
+
+    def run(out, *extra):
+        argv = ["upscale", str(tmp_path / "lr.png"), "-o", str(tmp_path / out), "--model", str(model)]
+        assert main([*argv, "--steps", "2", "--seed", "0", "--device", "cpu", *extra]) == 0
+        return np.asarray(PIL.Image.open(tmp_path / out / "lr_x4.png")).astype(int)
+
+    eager = run("eager")
+    compiled = run("compiled", "--compile")
+    assert seen[0].unet._compiled_call_impl is None and seen[1].unet._compiled_call_impl is not None
+    assert torch._inductor.config.freezing
+    # float32 outputs within 1e-5 of eager: at most a rounding flip of one 8-bit level
+    assert np.abs(compiled - eager).max() <= 1

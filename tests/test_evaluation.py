@@ -335,6 +335,17 @@ def test_cli_writes_every_file_and_a_rerun_reuses_the_cache(data, monkeypatch, c
     # other settings are other results: more steps recompute SRDiff only
     assert main(argv[:6] + ["3"] + argv[7:]) == 0
     assert calls == [2, 2, 2, 2]
+    # and so is a reduced precision, whose samples differ a little; it runs the networks in that dtype
+    dtypes = []
+
+    def recording_call(self, *args, **kwargs):
+        dtypes.append(self.unet.dtype)
+        return counting_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SRDiffPipeline, "__call__", recording_call)
+    assert main(argv + ["--dtype", "bfloat16"]) == 0
+    assert calls == [2, 2, 2, 2, 2, 2] and dtypes == [torch.bfloat16] * 2
+    assert json.loads((out / "summary.json").read_text())["settings"]["computed"] > 0
 
 
 def test_cli_mean_of_samples_row_and_image(data, capsys):

@@ -19,7 +19,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import PIL.Image
+import torch
 
+from .speed import add_speed_arguments, apply_speed_arguments, check_speed_arguments, torch_dtype
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
@@ -70,6 +72,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-grids", type=int, default=5, help="Comparison grids for the first N images (default 5).")
     parser.add_argument("--recompute", action="store_true", help="Ignore cached per-image results.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="Default: cuda when available.")
+    add_speed_arguments(parser)
     parser.add_argument("-o", "--output-dir", required=True, help="Report folder (created; reused to resume).")
 
 
@@ -137,7 +140,7 @@ def load_dataset_images(args) -> Tuple[list, List[str]]:
     return images, [f"{args.split}-{index:05d}" for index in range(count)]
 
 
-def load_model(model: str, device: str):
+def load_model(model: str, device: str, dtype: torch.dtype = torch.float32):
     from ..pipelines import SRDiffPipeline
 
     path = Path(model).expanduser()
@@ -146,14 +149,16 @@ def load_model(model: str, device: str):
     if not (path / "model_index.json").is_file():
         raise ValueError(f"--model {model}: no model_index.json here, so it is not a saved SRDiffPipeline")
     try:
-        pipe = SRDiffPipeline.from_pretrained(str(path))
+        pipe = SRDiffPipeline.from_pretrained(str(path), dtype=dtype)
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"could not load the model {model}: {first_line}") from None
     pipe.set_progress_bar_config(leave=False)
-    # Cache key: the folder and the newest file in it, so retrained weights are not confused with old results.
+    # Cache key: the folder and the newest file in it, so retrained weights are not confused with old results, and
+    # a reduced precision, whose samples differ a little.
     newest = max((p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()), default=0)
-    return pipe.to(device), f"{path.resolve()}@{newest}"
+    precision = "" if dtype == torch.float32 else f":{str(dtype).replace('torch.', '')}"
+    return pipe.to(device), f"{path.resolve()}@{newest}{precision}"
 
 
 def parse_baselines(text: str) -> List[str]:
@@ -237,8 +242,6 @@ def write_reports(results: dict, output_dir: Path, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..commands.upscale import set_scheduler
     from ..evaluation import evaluate_pipeline
 
@@ -272,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
+    check_speed_arguments(args, device)
 
     # 2. data (checked before loading the model, so mistakes are reported at once)
     scale_hint = args.scale
@@ -288,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
     # 3. model
     pipe, cache_tag = None, ""
     if args.model is not None:
-        pipe, cache_tag = load_model(args.model, device)
+        pipe, cache_tag = load_model(args.model, device, torch_dtype(args))
+        apply_speed_arguments(pipe, args)
         if args.scale is not None and args.scale != pipe.upscale_factor:
             raise ValueError(
                 f"--scale {args.scale} does not match the model, which upscales x{pipe.upscale_factor}; "

@@ -11,6 +11,7 @@ import PIL.Image
 import torch
 
 from ..utils.io import save_png
+from .speed import add_speed_arguments, apply_speed_arguments, check_speed_arguments, torch_dtype
 
 SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
 # Sample images bundled with scikit-image (no download): colour, gray and RGBA.
@@ -82,6 +83,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Pull the result's low frequencies (colours) to the LR image.",
     )
+    add_speed_arguments(parser)
 
 
 def _tile_size(value: str):
@@ -164,8 +166,10 @@ def default_model_path() -> Optional[str]:
     return str(path) if path is not None and Path(path).is_dir() else None
 
 
-def load_pipeline(model: Optional[str]):
-    """Loads `model` (a folder or a Hub id); without one, the shipped model or, failing that, random weights."""
+def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32):
+    """
+    Loads `model` (a folder or a Hub id) in `dtype`; without one, the shipped model or, failing that, random weights.
+    """
     from ..models import RRDBEncoder, SRDiffUNet2DModel
     from ..pipelines import SRDiffPipeline
 
@@ -175,7 +179,8 @@ def load_pipeline(model: Optional[str]):
         print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
         with torch.random.fork_rng():
             torch.manual_seed(0)  # the same random model every run, so --seed still reproduces outputs
-            return SRDiffPipeline(unet=SRDiffUNet2DModel(), encoder=RRDBEncoder())
+            pipe = SRDiffPipeline(unet=SRDiffUNet2DModel(), encoder=RRDBEncoder())
+        return pipe.to(dtype=dtype) if dtype != torch.float32 else pipe
 
     path = Path(model).expanduser()
     if path.is_dir():
@@ -188,7 +193,7 @@ def load_pipeline(model: Optional[str]):
         # Not a folder and not shaped like a Hub id ("owner/name").
         raise FileNotFoundError(f"--model {model}: no such model folder")
     try:
-        return SRDiffPipeline.from_pretrained(str(path) if path.is_dir() else model)
+        return SRDiffPipeline.from_pretrained(str(path) if path.is_dir() else model, dtype=dtype)
     except (OSError, ValueError) as error:
         # Hub ids that cannot be resolved, incomplete folders, weights that do not match their config, ...
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -249,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
+    check_speed_arguments(args, device)
 
     # 1. inputs, checked before the (slow) model load
     files = collect_inputs(args.inputs)
@@ -263,11 +269,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {output_dir} is a file, not a folder")
 
     # 2. the pipeline
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, torch_dtype(args))
     set_scheduler(pipe, args.scheduler)
     scale = pipe.upscale_factor
     steps = args.steps or (100 if args.scheduler == "ddpm" else 20)
     pipe.to(device)
+    apply_speed_arguments(pipe, args)
     pipe.set_progress_bar_config(leave=False, desc="denoising")
 
     # 3. every output path is known now: refuse to overwrite before doing any work
