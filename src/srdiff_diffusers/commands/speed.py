@@ -20,9 +20,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the noise predictor (0.84-0.92x the time per step on the CPU, where it needs a C++ "
-        "compiler). The first step of each image or tile size compiles, 10-40 s: worth it for many images or "
-        "large tiled ones.",
+        help="torch.compile the noise predictor (0.6-0.9x the time per step on the CPU, where it needs a C++ "
+        "compiler). The first step of each image or tile size compiles, 10-40 s: worth it for several images or "
+        "large tiled ones, not for one.",
     )
 
 
