@@ -21,7 +21,13 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .speed import add_speed_arguments, apply_speed_arguments, check_speed_arguments, torch_dtype
+from .speed import (
+    add_speed_arguments,
+    apply_speed_arguments,
+    check_speed_arguments,
+    pipeline_from_pretrained,
+    torch_dtype,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
@@ -141,15 +147,13 @@ def load_dataset_images(args) -> Tuple[list, List[str]]:
 
 
 def load_model(model: str, device: str, dtype: torch.dtype = torch.float32):
-    from ..pipelines import SRDiffPipeline
-
     path = Path(model).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"--model {model}: no such folder")
     if not (path / "model_index.json").is_file():
         raise ValueError(f"--model {model}: no model_index.json here, so it is not a saved SRDiffPipeline")
     try:
-        pipe = SRDiffPipeline.from_pretrained(str(path), dtype=dtype)
+        pipe = pipeline_from_pretrained(str(path), dtype)
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"could not load the model {model}: {first_line}") from None

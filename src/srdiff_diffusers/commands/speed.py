@@ -3,6 +3,7 @@
 
 import argparse
 import shutil
+import warnings
 
 import torch
 
@@ -37,8 +38,20 @@ def check_speed_arguments(args: argparse.Namespace, device: str) -> None:
         )
 
 
+def pipeline_from_pretrained(model: str, dtype: torch.dtype):
+    """
+    `SRDiffPipeline.from_pretrained(model)` in `dtype`. Every diffusers release that setup.py allows understands
+    `torch_dtype`; 0.42 renamed it `dtype` and warns, which would only puzzle someone at the command line.
+    """
+    from ..pipelines import SRDiffPipeline
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`torch_dtype` is deprecated", category=FutureWarning)
+        return SRDiffPipeline.from_pretrained(model, torch_dtype=dtype)
+
+
 def apply_speed_arguments(pipe, args: argparse.Namespace) -> None:
-    """Compiles the U-Net when asked (the dtype is set when loading: `from_pretrained(dtype=torch_dtype(args))`)."""
+    """Compiles the U-Net when asked (the dtype is set when loading, by `pipeline_from_pretrained`)."""
     if args.compile:
         import torch._inductor.config as inductor_config
 

@@ -11,7 +11,13 @@ import PIL.Image
 import torch
 
 from ..utils.io import save_png
-from .speed import add_speed_arguments, apply_speed_arguments, check_speed_arguments, torch_dtype
+from .speed import (
+    add_speed_arguments,
+    apply_speed_arguments,
+    check_speed_arguments,
+    pipeline_from_pretrained,
+    torch_dtype,
+)
 
 SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
 # Sample images bundled with scikit-image (no download): colour, gray and RGBA.
@@ -193,7 +199,7 @@ def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32):
         # Not a folder and not shaped like a Hub id ("owner/name").
         raise FileNotFoundError(f"--model {model}: no such model folder")
     try:
-        return SRDiffPipeline.from_pretrained(str(path) if path.is_dir() else model, dtype=dtype)
+        return pipeline_from_pretrained(str(path) if path.is_dir() else model, dtype)
     except (OSError, ValueError) as error:
         # Hub ids that cannot be resolved, incomplete folders, weights that do not match their config, ...
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

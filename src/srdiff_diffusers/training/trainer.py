@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.training_utils import EMAModel
+from diffusers.utils.torch_utils import is_compiled_module
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -97,6 +98,16 @@ def list_checkpoints(output_dir: str) -> List[str]:
         return []
     found = [(int(m.group(1)), d) for d in os.listdir(output_dir) if (m := CHECKPOINT_PATTERN.match(d))]
     return [os.path.join(output_dir, d) for _, d in sorted(found)]
+
+
+def unwrap(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
+    """
+    The trained model itself: without accelerate's wrappers, and without the compiled one that `accelerate launch
+    --dynamo_backend inductor` adds (checkpoints, resuming, validation and the final save need the model), as
+    diffusers' training examples unwrap it.
+    """
+    model = accelerator.unwrap_model(model)
+    return model._orig_mod if is_compiled_module(model) else model
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_limit: Optional[int]) -> str:
@@ -237,13 +248,10 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
         ema = EMAModel(model.parameters(), decay=args.ema_decay, model_cls=model_cls, model_config=model.config)
 
     # 2. checkpoint hooks: each model is saved with `save_pretrained`, so a checkpoint is also a usable model folder
-    # `keep_torch_compile=False` everywhere: with `accelerate launch --dynamo_backend inductor` the prepared model is
-    # a compiled wrapper, and checkpoints, resuming, validation and the final save need the model itself.
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
             for saved in models:
-                model_dir = os.path.join(output_dir, subfolder)
-                accelerator.unwrap_model(saved, keep_torch_compile=False).save_pretrained(model_dir)
+                unwrap(accelerator, saved).save_pretrained(os.path.join(output_dir, subfolder))
                 weights.pop()  # saved above; accelerate must not save it again
             if ema is not None:
                 ema.save_pretrained(os.path.join(output_dir, EMA_SUBFOLDER))
@@ -256,7 +264,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
             ema.load_state_dict(loaded_ema.state_dict())
             ema.to(accelerator.device)
         while models:
-            target = accelerator.unwrap_model(models.pop(), keep_torch_compile=False)
+            target = unwrap(accelerator, models.pop())
             loaded = model_cls.from_pretrained(input_dir, subfolder=subfolder)
             target.load_state_dict(loaded.state_dict())
 
@@ -388,7 +396,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
         if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
             if accelerator.is_main_process:
                 metrics = validation_lib.run_validation(
-                    args, accelerator, model, encoder, ema, validation_records, global_step
+                    args, accelerator, unwrap(accelerator, model), encoder, ema, validation_records, global_step
                 )
                 result.validation[global_step] = metrics
             accelerator.wait_for_everyone()
@@ -398,7 +406,7 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
     # 7. final model
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        trained = accelerator.unwrap_model(model, keep_torch_compile=False)
+        trained = unwrap(accelerator, model)
         if ema is not None:
             ema.copy_to(trained.parameters())
         save_final(args, trained, encoder, result)

@@ -47,15 +47,15 @@ def _to_uint8(image01: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_validation(args, accelerator, model, encoder, ema, records, step: int) -> Dict[str, float]:
+def run_validation(args, accelerator, trained, encoder, ema, records, step: int) -> Dict[str, float]:
     r"""
-    Super-resolves the validation images with the current model (the EMA weights when kept) and logs the mean
-    PSNR and LR-PSNR of the model and of bicubic, and the images, to the trackers. Main process only.
+    Super-resolves the validation images with the current model `trained` (unwrapped; the EMA weights when kept)
+    and logs the mean PSNR and LR-PSNR of the model and of bicubic, and the images, to the trackers. Main process
+    only.
     """
     from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 
     scale = args.upscale_factor
-    trained = accelerator.unwrap_model(model, keep_torch_compile=False)
     if ema is not None:
         ema.store(trained.parameters())
         ema.copy_to(trained.parameters())
