@@ -45,6 +45,20 @@ def test_compiled_mish_and_its_gradient_match_the_definition():
     assert (gradient.double() - expected_gradient).abs().max().item() <= 1e-6
 
 
+def test_traced_mish_is_the_one_exponential_form_with_its_own_backward():
+    # What dynamo hands to inductor: one exp in the forward, one in the written-out backward, no aten mish.
+    graphs = []
+
+    def record(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch.compile(mish, backend=record, fullgraph=True)(torch.randn(8, requires_grad=True))
+    code = "\n".join(m.code for g in graphs for m in g.modules() if isinstance(m, torch.fx.GraphModule))
+    assert code.count("torch.exp(") == 2 and "mish" not in code
+    assert "grad_output" in code  # the backward body is ours, not autograd's derivative of the formula
+
+
 def test_compiled_unet_with_freezing_matches_eager():
     unet, encoder = tiny_components()
     gen = torch.Generator().manual_seed(0)
