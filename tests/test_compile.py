@@ -1,18 +1,14 @@
 """torch.compile of the noise predictor: the traced one-exponential Mish, inference (with freezing) and training."""
 
-import shutil
-
 import pytest
 import torch
 from conftest import tiny_components
 
+from srdiff_diffusers.commands.speed import has_cpp_compiler
 from srdiff_diffusers.models.activations import mish
 
-# Inductor writes and builds C++ on the CPU; without a compiler there is nothing to test (the eager paths are
-# tested elsewhere).
-pytestmark = pytest.mark.skipif(
-    shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler"
-)
+# Without a compiler there is nothing to test (the eager paths are tested elsewhere).
+pytestmark = pytest.mark.skipif(not has_cpp_compiler(), reason="torch.compile on the CPU needs a C++ compiler")
 
 
 @pytest.fixture(autouse=True)

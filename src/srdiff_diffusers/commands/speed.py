@@ -27,11 +27,16 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def has_cpp_compiler() -> bool:
+    """Whether torch.compile can build its CPU kernels here (inductor writes and compiles C++)."""
+    return any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++"))
+
+
 def check_speed_arguments(args: argparse.Namespace, device: str) -> None:
     """Fails on impossible combinations before any slow work."""
     if args.dtype == "float16" and device == "cpu":
         raise ValueError("--dtype float16 needs a GPU (--device cuda); on the CPU use --dtype bfloat16")
-    if args.compile and device == "cpu" and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
+    if args.compile and device == "cpu" and not has_cpp_compiler():
         raise ValueError(
             "--compile on the CPU needs a C++ compiler (torch.compile builds C++ kernels), and none was found: "
             "install one (e.g. `apt install g++`) or drop --compile"
