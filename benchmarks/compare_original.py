@@ -36,6 +36,7 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
+from srdiff_diffusers.utils.cpu_memory import retain_freed_cpu_memory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as bench  # noqa: E402
@@ -476,6 +477,12 @@ def parse_args(argv=None):
         help="wall: elapsed time. cpu: CPU time of the main thread, robust on a busy shared machine; needs "
         "--threads 1 on the CPU (then every kernel runs on that thread).",
     )
+    parser.add_argument(
+        "--retain-freed-memory", action="store_true",
+        help="Keep freed CPU memory in the process (srdiff_diffusers.utils.cpu_memory, what the srdiff commands and "
+        "the training script do on the CPU) for the whole run, so for both implementations alike. Default: glibc's "
+        "defaults, under which every large activation is mmap'ed anew and page-faulted in.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="Write the results as JSON here (atomically).")
     args = parser.parse_args(argv)
@@ -495,6 +502,8 @@ def main(argv=None):
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.retain_freed_memory and not retain_freed_cpu_memory():
+        raise SystemExit("--retain-freed-memory: not applied (needs Linux with glibc; see utils/cpu_memory.py)")
     bench.set_clock(args.clock)
     from diffusers.utils import logging as diffusers_logging
 

@@ -204,3 +204,10 @@ def test_speed_option_errors(model_dir, inputs, tmp_path, capsys, monkeypatch):
     assert upscale_cli(*args, "--compile", model_dir=model_dir, out=tmp_path / "o") == 1
     assert "needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_keeps_freed_cpu_memory_on_the_cpu(model_dir, inputs, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(upscale, "retain_freed_cpu_memory", lambda: calls.append("cpu"))
+    assert upscale_cli(inputs / "odd.png", "--device", "cpu", model_dir=model_dir, out=tmp_path / "out") == 0
+    assert calls == ["cpu"]

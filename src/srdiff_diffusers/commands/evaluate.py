@@ -21,6 +21,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..utils.cpu_memory import retain_freed_cpu_memory
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
@@ -280,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
     check_speed_arguments(args, device)
+    if device == "cpu":
+        retain_freed_cpu_memory()  # reuse activations' pages between steps (utils/cpu_memory.py)
 
     # 2. data (checked before loading the model, so mistakes are reported at once)
     scale_hint = args.scale

@@ -11,6 +11,7 @@ import PIL.Image
 import torch
 
 from ..utils.io import save_png
+from ..utils.cpu_memory import retain_freed_cpu_memory
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
@@ -261,6 +262,8 @@ def run(args: argparse.Namespace) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
     check_speed_arguments(args, device)
+    if device == "cpu":
+        retain_freed_cpu_memory()  # reuse activations' pages between steps (utils/cpu_memory.py)
 
     # 1. inputs, checked before the (slow) model load
     files = collect_inputs(args.inputs)

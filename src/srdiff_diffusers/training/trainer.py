@@ -26,6 +26,7 @@ from ..image_processing import imresize
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from ..utils.cpu_memory import retain_freed_cpu_memory
 from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, attach_lr_images, load_hr_images
 
@@ -197,6 +198,8 @@ def main(args) -> TrainingResult:
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if accelerator.device.type == "cpu":
+        retain_freed_cpu_memory()  # every step frees and re-allocates the same activations (utils/cpu_memory.py)
     file_handler = None
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
