@@ -4,6 +4,7 @@
 import json
 import os
 import platform
+import resource
 import statistics
 import threading
 import time
@@ -119,6 +120,17 @@ def measure_peak(fn: Callable[[], object], device: torch.device) -> float:
     with PeakMemory(device) as mem:
         fn()
     return mem.peak_mib
+
+
+def count_page_faults(fn: Callable[[], object], device: torch.device) -> int:
+    """
+    Minor page faults of the process during one call of `fn`: pages the kernel had to map and zero-fill because
+    the allocator handed out memory new to the process (see srdiff_diffusers/utils/cpu_memory.py).
+    """
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    synchronize(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ Measured:
   * peak memory: resident set size on the CPU (sampled, above the level before the call), or
     `torch.cuda.max_memory_allocated` on a GPU;
   * training-step throughput (fp32, and bf16/fp16 autocast);
+  * the page faults of one call (memory new to the process; `--retain-freed-memory` keeps freed memory instead);
   * the PSNR between a full 100-step bf16 sample and the fp32 sample, and the fp32 sample's difference from the
     original's (same noise);
   * the machine's plain 3x3 convolution throughput, and the share of it that a U-Net step reaches.
@@ -209,6 +210,7 @@ def per_step(args, diffusion, ours, device, results):
                     "min_s": stats["min_s"], "ratio_vs_original": stats["median_s"] / base,
                     "gflop_per_call": flops / 1e9, "achieved_gflops": flops / stats["median_s"] / 1e9,
                     "peak_mib": bench.measure_peak(calls[name], device),
+                    "page_faults": bench.count_page_faults(calls[name], device),
                 }
                 row.update(meta.get(name, {"max_abs_diff_vs_original": 0.0}))
                 rows.append(row)
@@ -216,7 +218,7 @@ def per_step(args, diffusion, ours, device, results):
     bench.print_table(
         rows,
         ["size", "batch", "variant", "median_s", "min_s", "ratio_vs_original", "max_abs_diff_vs_original",
-         "achieved_gflops", "peak_mib"],
+         "achieved_gflops", "peak_mib", "page_faults"],
         "Noise predictor, one step (the original recomputes the condition projection every step; ours takes it "
         "precomputed once per image)",
     )
@@ -417,10 +419,11 @@ def training(args, diffusion, pipe, device, results):
         rows.append({
             "variant": name, "seconds_per_step": seconds, "images_per_s": b / seconds,
             "throughput_vs_original": base / seconds, "peak_mib": bench.measure_peak(calls[name], device),
+            "page_faults": bench.count_page_faults(calls[name], device),
         })
     results["training"] = {"batch": b, "hr_patch": size, "rows": rows}
     bench.print_table(
-        rows, ["variant", "seconds_per_step", "images_per_s", "throughput_vs_original", "peak_mib"],
+        rows, ["variant", "seconds_per_step", "images_per_s", "throughput_vs_original", "peak_mib", "page_faults"],
         f"Training step (batch {b}, HR patch {size}, Adam; encoder frozen)",
     )
 

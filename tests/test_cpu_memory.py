@@ -26,10 +26,10 @@ CHILD = textwrap.dedent(
     def allocate():
         torch.empty(16 * 2**20).fill_(1.0)  # 64 MiB, above glibc's largest default mmap threshold (32 MiB)
 
-    allocate()
-    allocate()
+    for _ in range(3):
+        allocate()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
+    for _ in range(10):
         allocate()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     print(json.dumps({"applied": applied, "faults": faults}))
@@ -49,18 +49,19 @@ def run_child(mode, **env):
 def test_freed_memory_is_reused_without_page_faults():
     default = run_child("default")
     retained = run_child("retain")
-    pages = 5 * 64 * 2**20 // 4096
-    # By default every 64 MiB block is mmap'ed anew: each of its 4 KiB pages faults on first touch.
+    pages = 10 * 64 * 2**20 // 4096
+    # By default every 64 MiB block is mmap'ed anew: each of its 4 KiB pages faults on first touch. Retained, the
+    # blocks are reused (at most one or two heap growths).
     assert default["faults"] > 0.9 * pages, default
     assert retained["applied"] is True
-    assert retained["faults"] < 0.02 * pages, retained
+    assert retained["faults"] < 0.25 * pages, retained
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc settings: Linux with glibc only")
 def test_opt_out_keeps_the_defaults():
     opted_out = run_child("retain", **{cpu_memory.OPT_OUT_VARIABLE: "1"})
     assert opted_out["applied"] is False
-    assert opted_out["faults"] > 0.9 * 5 * 64 * 2**20 // 4096, opted_out
+    assert opted_out["faults"] > 0.9 * 10 * 64 * 2**20 // 4096, opted_out
 
 
 @pytest.mark.skipif(GLIBC, reason="other C libraries only")
@@ -68,7 +69,7 @@ def test_other_c_libraries_are_left_alone():
     assert cpu_memory.retain_freed_cpu_memory() is False
 
 
-@pytest.mark.parametrize("threshold", [0, -1, 1.5, "1G"])
+@pytest.mark.parametrize("threshold", [0, -1, 2**31, 1.5, "1G"])
 def test_bad_threshold(threshold):
     with pytest.raises(ValueError, match="positive number of bytes"):
         cpu_memory.retain_freed_cpu_memory(threshold)
