@@ -38,9 +38,11 @@ CHILD = textwrap.dedent(
 
 
 def run_child(mode, **env):
+    # glibc's own MALLOC_* variables and our opt-out would change the defaults measured here.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != cpu_memory.OPT_OUT_VARIABLE}
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True,
-        env={**os.environ, **env}, timeout=120,
+        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True, env={**clean, **env},
+        timeout=120,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
