@@ -10,8 +10,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.io import save_png
 from ..utils.cpu_memory import retain_freed_cpu_memory
+from ..utils.io import save_png
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
