@@ -101,6 +101,15 @@ def test_rrdb_stage_overfits_one_image(tmp_path):
     assert card.data.library_name == "diffusers" and "--stage rrdb" in card.text
 
 
+def test_cpu_training_keeps_freed_memory(tmp_path, monkeypatch):
+    import srdiff_diffusers.training.trainer as trainer
+
+    calls = []
+    monkeypatch.setattr(trainer, "retain_freed_cpu_memory", lambda: calls.append(True))
+    train(tmp_path, "rrdb", "--max_train_steps", "1", "--checkpointing_steps", "100")
+    assert calls == [True]
+
+
 def test_diffusion_stage_learns_and_saves_pipeline(tmp_path, encoder_dir):
     validation = write_images(tmp_path / "val", 1, size=(32, 32), seed=10)
     result = train(
