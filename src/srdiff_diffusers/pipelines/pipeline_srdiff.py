@@ -65,6 +65,10 @@ class SRDiffPipeline(DiffusionPipeline):
     resolves third-party pipeline classes only through `custom_pipeline`, so `DiffusionPipeline.from_pretrained`
     does not find this one.
 
+    On the CPU, call [`~utils.retain_freed_cpu_memory`] once per process (the `srdiff` commands do): glibc then
+    reuses freed activations instead of page-faulting fresh memory at every step (0.71-0.75x the time per step at
+    512x512).
+
     Args:
         unet ([`SRDiffUNet2DModel`]): The conditional noise predictor.
         encoder ([`RRDBEncoder`]): The LR encoder.
