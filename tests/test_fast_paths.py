@@ -5,7 +5,9 @@ import torch
 from conftest import tiny_components, tiny_pipeline
 from diffusers import DDPMScheduler
 
+from srdiff_diffusers.models import unet_srdiff
 from srdiff_diffusers.models.activations import mish_
+from srdiff_diffusers.models.padding import reflection_pad1
 from srdiff_diffusers.utils.precision import NonFiniteGuard
 
 
@@ -189,3 +191,50 @@ def test_guard_on_accelerators_checks_once_after_the_loop():
     clean = NonFiniteGuard(torch.bfloat16, "cuda")
     clean.update(torch.ones(3), 0, 99)
     clean.check()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reflection padding with a compile-friendly backward (models/padding.py)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2, 2), (1, 2, 5, 7), (2, 4, 6, 3)])
+def test_reflection_pad_gradient_is_exact(shape):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(reflection_pad1, (x,))
+    # Against torch's own reflection padding, forward and backward.
+    grad = torch.randn(shape[0], shape[1], shape[2] + 2, shape[3] + 2, dtype=torch.float64)
+    ours, = torch.autograd.grad(reflection_pad1(x), x, grad)
+    reference, = torch.autograd.grad(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), x, grad)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+    torch.testing.assert_close(reflection_pad1(x), torch.nn.ReflectionPad2d(1)(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_reflection_pad_keeps_the_layout_and_float32_gradients(channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 16, 9, 11).contiguous(memory_format=fmt).requires_grad_()
+    padded = reflection_pad1(x)
+    assert padded.is_contiguous(memory_format=fmt)
+    grad = torch.randn_like(padded)
+    ours, = torch.autograd.grad(padded, x, grad)
+    reference, = torch.autograd.grad(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), x, grad)
+    assert ours.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-6)
+
+
+def test_unet_gradients_equal_those_of_torchs_reflection_padding(monkeypatch):
+    unet, encoder = tiny_components()
+    sample, condition = _inputs(unet, encoder)
+
+    def gradients():
+        unet.zero_grad(set_to_none=True)
+        unet(sample, 37, condition).sample.square().mean().backward()
+        return {name: p.grad.clone() for name, p in unet.named_parameters()}
+
+    ours = gradients()
+    # The plain module: nn.Conv2d(padding=1, padding_mode="reflect") pads with torch's F.pad and its autograd.
+    monkeypatch.setattr(unet_srdiff._ReflectionPaddedConv2d, "_conv_forward", torch.nn.Conv2d._conv_forward)
+    reference = gradients()
+    for name, grad in ours.items():
+        torch.testing.assert_close(grad, reference[name], rtol=1e-5, atol=1e-6, msg=name)

@@ -5,19 +5,30 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
 from .activations import mish, mish_
+from .padding import reflection_pad1
 from .strict_loading import StrictLoadingMixin
 
 
+class _ReflectionPaddedConv2d(nn.Conv2d):
+    """
+    A 3x3 convolution after one pixel of reflection padding, as SRDiff pads (not zeros). The same module, weights and
+    values as `nn.Conv2d(..., padding=1, padding_mode="reflect")`; only the padding's backward is written so that
+    torch.compile fuses it (see `models/padding.py`).
+    """
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.conv2d(reflection_pad1(input), weight, bias, self.stride, 0, self.dilation, self.groups)
+
+
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    # SRDiff pads by reflection, not zeros; `padding_mode="reflect"` is numerically the same as
-    # `ReflectionPad2d(1)` followed by an unpadded convolution.
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, padding_mode="reflect")
+    return _ReflectionPaddedConv2d(in_channels, out_channels, 3, stride=stride, padding=1, padding_mode="reflect")
 
 
 class SRDiffResnetBlock2D(nn.Module):
