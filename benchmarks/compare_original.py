@@ -484,7 +484,8 @@ def parse_args(argv=None):
         "--retain-freed-memory", action="store_true",
         help="Keep freed CPU memory in the process (srdiff_diffusers.utils.cpu_memory, what the srdiff commands and "
         "the training script do on the CPU) for the whole run, so for both implementations alike. Default: glibc's "
-        "defaults, under which every large activation is mmap'ed anew and page-faulted in.",
+        "defaults, under which every large activation is mmap'ed anew and page-faulted in. With it, peak_mib only "
+        "shows growth beyond the memory that earlier calls left in the process (measure peaks without it).",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="Write the results as JSON here (atomically).")
