@@ -11,11 +11,11 @@ class _ReflectionPad1(torch.autograd.Function):
     rows and columns added onto the rows and columns they mirror (rows and columns 1 and -2; the corners fold
     through both).
 
-    Why: SRDiff pads before every 3x3 convolution, so training backpropagates through 36 paddings per U-Net step. Inductor
-    lowers torch's `reflection_pad2d_backward` to a gather of nine masked loads per element and, in the compiled
-    training graph of the U-Net, lays its output out as NCHW between channels_last tensors: ~3 ns per element. In
-    this form it fuses into ordinary loops, and the compiled training step (batch 8, HR 96, one thread) takes 1.48 s
-    instead of 1.54 s. Eager, the two are as fast, and the results agree to float32 rounding (tested).
+    Why: SRDiff pads before every 3x3 convolution, so training backpropagates through 36 paddings per U-Net step.
+    Inductor lowers torch's `reflection_pad2d_backward` to a gather of nine masked loads per element and, in the
+    compiled training graph of the U-Net, lays its output out as NCHW between channels_last tensors: ~3 ns per
+    element. In this form it fuses into ordinary loops, and the compiled training step (batch 8, HR 96, one thread)
+    takes 1.48 s instead of 1.54 s. Eager, the two are as fast, and the results agree to float32 rounding (tested).
     """
 
     @staticmethod
