@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from srdiff_diffusers.cli import main
-from srdiff_diffusers.commands import upscale
+from srdiff_diffusers.commands import speed, upscale
 
 from conftest import tiny_pipeline
 
@@ -208,6 +208,6 @@ def test_speed_option_errors(model_dir, inputs, tmp_path, capsys, monkeypatch):
 
 def test_keeps_freed_cpu_memory_on_the_cpu(model_dir, inputs, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(upscale, "retain_freed_cpu_memory", lambda: calls.append("cpu"))
+    monkeypatch.setattr(speed, "retain_freed_cpu_memory", lambda: calls.append("cpu"))
     assert upscale_cli(inputs / "odd.png", "--device", "cpu", model_dir=model_dir, out=tmp_path / "out") == 0
     assert calls == ["cpu"]

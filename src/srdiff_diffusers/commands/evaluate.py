@@ -21,12 +21,11 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.cpu_memory import retain_freed_cpu_memory
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
-    check_speed_arguments,
     pipeline_from_pretrained,
+    resolve_device,
     torch_dtype,
 )
 
@@ -277,12 +276,7 @@ def run(args: argparse.Namespace) -> int:
         methods.remove("rrdb")  # the default list, without a model: bicubic only
     if args.model is None and args.scale is None:
         raise ValueError("--scale is required without --model")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
-    check_speed_arguments(args, device)
-    if device == "cpu":
-        retain_freed_cpu_memory()  # reuse activations' pages between steps (utils/cpu_memory.py)
+    device = resolve_device(args)
 
     # 2. data (checked before loading the model, so mistakes are reported at once)
     scale_hint = args.scale

@@ -1,11 +1,14 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The fast paths as command-line options (`--dtype`, `--compile`), shared by `srdiff upscale` and `srdiff evaluate`."""
+"""The fast paths as command-line options (`--dtype`, `--compile`) and the device set-up, shared by `srdiff upscale`
+and `srdiff evaluate`."""
 
 import argparse
 import shutil
 import warnings
 
 import torch
+
+from ..utils.cpu_memory import retain_freed_cpu_memory
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -41,6 +44,20 @@ def check_speed_arguments(args: argparse.Namespace, device: str) -> None:
             "--compile on the CPU needs a C++ compiler (torch.compile builds C++ kernels), and none was found: "
             "install one (e.g. `apt install g++`) or drop --compile"
         )
+
+
+def resolve_device(args: argparse.Namespace) -> str:
+    """
+    `--device` (default: cuda when available), checked with the speed options before any slow work; on the CPU, freed
+    memory is kept in the process so that the steps reuse their activations' pages (utils/cpu_memory.py).
+    """
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
+    check_speed_arguments(args, device)
+    if device == "cpu":
+        retain_freed_cpu_memory()
+    return device
 
 
 def pipeline_from_pretrained(model: str, dtype: torch.dtype):

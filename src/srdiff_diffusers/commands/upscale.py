@@ -10,13 +10,12 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.cpu_memory import retain_freed_cpu_memory
 from ..utils.io import save_png
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
-    check_speed_arguments,
     pipeline_from_pretrained,
+    resolve_device,
     torch_dtype,
 )
 
@@ -258,12 +257,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--init-image refines one image: give exactly one INPUT file (its LR image)")
     if args.tile_overlap < 0:
         raise ValueError(f"--tile-overlap must be at least 0, got {args.tile_overlap}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
-    check_speed_arguments(args, device)
-    if device == "cpu":
-        retain_freed_cpu_memory()  # reuse activations' pages between steps (utils/cpu_memory.py)
+    device = resolve_device(args)
 
     # 1. inputs, checked before the (slow) model load
     files = collect_inputs(args.inputs)
