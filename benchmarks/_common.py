@@ -122,15 +122,18 @@ def measure_peak(fn: Callable[[], object], device: torch.device) -> float:
     return mem.peak_mib
 
 
-def count_page_faults(fn: Callable[[], object], device: torch.device) -> int:
+def measure_memory(fn: Callable[[], object], device: torch.device) -> Dict[str, float]:
     """
-    Minor page faults of the process during one call of `fn`: pages the kernel had to map and zero-fill because
-    the allocator handed out memory new to the process (see srdiff_diffusers/utils/cpu_memory.py).
+    One call of `fn`: its peak memory (`peak_mib`, see [`PeakMemory`]) and the process's minor page faults during it
+    (`page_faults`: pages the kernel had to map and zero-fill because the allocator handed out memory new to the
+    process, see srdiff_diffusers/utils/cpu_memory.py).
     """
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    fn()
-    synchronize(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    with PeakMemory(device) as mem:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        fn()
+        synchronize(device)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return {"peak_mib": mem.peak_mib, "page_faults": faults}
 
 
 @torch.no_grad()

@@ -209,8 +209,7 @@ def per_step(args, diffusion, ours, device, results):
                     "size": size, "batch": batch, "variant": name, "median_s": stats["median_s"],
                     "min_s": stats["min_s"], "ratio_vs_original": stats["median_s"] / base,
                     "gflop_per_call": flops / 1e9, "achieved_gflops": flops / stats["median_s"] / 1e9,
-                    "peak_mib": bench.measure_peak(calls[name], device),
-                    "page_faults": bench.count_page_faults(calls[name], device),
+                    **bench.measure_memory(calls[name], device),
                 }
                 row.update(meta.get(name, {"max_abs_diff_vs_original": 0.0}))
                 rows.append(row)
@@ -418,8 +417,7 @@ def training(args, diffusion, pipe, device, results):
         seconds = bench.summarize(samples)["median_s"]
         rows.append({
             "variant": name, "seconds_per_step": seconds, "images_per_s": b / seconds,
-            "throughput_vs_original": base / seconds, "peak_mib": bench.measure_peak(calls[name], device),
-            "page_faults": bench.count_page_faults(calls[name], device),
+            "throughput_vs_original": base / seconds, **bench.measure_memory(calls[name], device),
         })
     results["training"] = {"batch": b, "hr_patch": size, "rows": rows}
     bench.print_table(
