@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -201,6 +202,11 @@ def test_cli_writes_a_loadable_folder(tmp_path, capsys):
     assert "x8" in capsys.readouterr().out
     loaded = SRDiffPipeline.from_pretrained(output)
     assert loaded.upscale_factor == 8 and loaded.config.lr_upscale_divisor == 255.0
+    mask = os.umask(0)
+    os.umask(mask)
+    # staged in a hidden sibling and renamed: with a plain folder's permissions, not tempfile's private 0700
+    assert stat.S_IMODE(output.stat().st_mode) == 0o777 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x8"]
 
     with pytest.raises(FileExistsError, match="--overwrite"):
         convert_command.run(parser.parse_args([str(checkpoint), str(output)]))

@@ -11,7 +11,6 @@ import math
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -22,6 +21,7 @@ from diffusers.utils import logging
 from .models.rrdb_encoder import RRDBEncoder
 from .models.unet_srdiff import SRDiffUNet2DModel
 from .pipelines.pipeline_srdiff import SRDiffPipeline
+from .utils.io import make_staging_dir
 
 
 logger = logging.get_logger(__name__)
@@ -481,12 +481,12 @@ def _save_atomically(pipeline: SRDiffPipeline, output_dir: Path, overwrite: bool
     _check_output_dir(output_dir, overwrite)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the target, then swap it in: an interrupted conversion never leaves a half-written model.
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.converting-", dir=output_dir.parent))
+    staging = make_staging_dir(output_dir, "converting")
     try:
         pipeline.save_pretrained(staging, safe_serialization=True)
         old = None
         if output_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+            old = make_staging_dir(output_dir, "old")
             os.replace(output_dir, old / "replaced")
         os.replace(staging, output_dir)
         if old is not None:
