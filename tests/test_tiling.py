@@ -58,6 +58,28 @@ def test_auto_tile_size_threshold_and_bad_values():
         resolve_tile_size(8, 64, 64, 8, 2)
     with pytest.raises(ValueError, match="'auto' or None"):
         resolve_tile_size("big", 64, 64, 4, 2)
+    with pytest.raises(ValueError, match="at least 4 LR pixels"):
+        resolve_tile_size(2, 64, 64, 0, 2, min_tile=4)
+    with pytest.raises(ValueError, match="at least 4 LR pixels"):
+        resolve_tile_size(3, 64, 64, 0, 2, min_tile=4)
+    with pytest.raises(ValueError, match="try 6"):
+        resolve_tile_size(7, 64, 64, 0, 2, min_tile=4)
+    with pytest.raises(ValueError, match="try 4"):  # not 2, which would be refused in turn
+        resolve_tile_size(5, 64, 64, 0, 2, min_tile=4)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_smallest_tile_accepted_runs(scale):
+    """Every tile size the pipeline accepts must run: tiles below the U-Net's minimum used to fail inside torch."""
+    pipe = tiny_pipeline(scale)
+    align, min_tile = pipe._lr_size_rule()
+    lr = torch.rand(1, 3, 3 * min_tile, 2 * min_tile)
+    with pytest.raises(ValueError, match=f"at least {min_tile} LR pixels"):
+        _raw(pipe, lr, tile_size=min_tile - align, tile_overlap=0)
+    # the smallest tile is also what the untiled path pads the tiniest image to
+    assert pipe.pad_to_multiple(torch.rand(1, 3, 1, 1)).shape[-2:] == (min_tile, min_tile)
+    tiled = _raw(pipe, lr, tile_size=min_tile, tile_overlap=0)
+    assert tiled.shape == (1, 3, 3 * min_tile * scale, 2 * min_tile * scale) and torch.isfinite(tiled).all()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 import inspect
 import math
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import PIL.Image
@@ -146,15 +146,20 @@ class SRDiffPipeline(DiffusionPipeline):
                 f"{callback_inputs}."
             )
 
-    def pad_to_multiple(self, lr: torch.Tensor) -> torch.Tensor:
-        """Pads LR (reflect, bottom/right) so that its upscaled size suits the U-Net; never resamples."""
+    def _lr_size_rule(self) -> Tuple[int, int]:
+        """The LR size multiple the U-Net needs, and the smallest LR size it takes (itself a multiple)."""
         multiple = self.unet.sample_size_multiple
         lr_multiple = multiple // math.gcd(multiple, self.upscale_factor)
-        height, width = lr.shape[-2:]
         # The U-Net's lowest level reflection-pads by one pixel, so it needs at least 2 (HR >= 2 * multiple).
         min_lr = -(-2 * multiple // self.upscale_factor)
-        pad_h = max(height + (-height) % lr_multiple, min_lr + (-min_lr) % lr_multiple) - height
-        pad_w = max(width + (-width) % lr_multiple, min_lr + (-min_lr) % lr_multiple) - width
+        return lr_multiple, min_lr + (-min_lr) % lr_multiple
+
+    def pad_to_multiple(self, lr: torch.Tensor) -> torch.Tensor:
+        """Pads LR (reflect, bottom/right) so that its upscaled size suits the U-Net; never resamples."""
+        lr_multiple, min_lr = self._lr_size_rule()
+        height, width = lr.shape[-2:]
+        pad_h = max(height + (-height) % lr_multiple, min_lr) - height
+        pad_w = max(width + (-width) % lr_multiple, min_lr) - width
         if pad_h == 0 and pad_w == 0:
             return lr
         # Reflection needs the pad to be smaller than the image; tiny images fall back to edge replication.
@@ -182,10 +187,9 @@ class SRDiffPipeline(DiffusionPipeline):
     def _noise_predictor(self, lr_padded: torch.Tensor, num_samples: int, tile_size, tile_overlap: int):
         """Encodes the padded LR image and returns `predict(model_input, t) -> noise`, tiled or not."""
         lr = (lr_padded * 2 - 1).to(self.encoder.dtype)
-        multiple = self.unet.sample_size_multiple
-        align = multiple // math.gcd(multiple, self.upscale_factor)
+        align, min_tile = self._lr_size_rule()
         height, width = lr.shape[-2:]
-        tile_hw = resolve_tile_size(tile_size, height, width, tile_overlap, align)
+        tile_hw = resolve_tile_size(tile_size, height, width, tile_overlap, align, min_tile)
         if tile_hw is None:
             return NoisePredictor(self.unet, self.encoder.encode(lr).to(self.unet.dtype), num_samples)
         tiles = plan_tiles(height, width, *tile_hw, tile_overlap, align)

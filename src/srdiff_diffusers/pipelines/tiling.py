@@ -69,7 +69,7 @@ def _balanced_tile(length: int, max_tile: int, overlap: int, align: int) -> int:
 
 
 def resolve_tile_size(
-    tile_size: Optional[Union[int, str]], height: int, width: int, overlap: int, align: int
+    tile_size: Optional[Union[int, str]], height: int, width: int, overlap: int, align: int, min_tile: int = 1
 ) -> Optional[Tuple[int, int]]:
     """
     Turns the pipeline's `tile_size` argument into a `(tile_height, tile_width)` in LR pixels, or `None` for no tiling.
@@ -81,6 +81,7 @@ def resolve_tile_size(
         height, width (`int`): The size of the padded LR image.
         overlap (`int`): The tile overlap in LR pixels.
         align (`int`): The LR size multiple the U-Net needs.
+        min_tile (`int`): The smallest LR size the U-Net takes (a multiple of `align`).
     """
     if tile_size is None:
         return None
@@ -95,10 +96,15 @@ def resolve_tile_size(
         return (_balanced_tile(height, max_tile, overlap, align), _balanced_tile(width, max_tile, overlap, align))
     if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
         raise ValueError(f"`tile_size` must be a positive int (LR pixels), 'auto' or None, got {tile_size!r}.")
+    if tile_size < min_tile:
+        raise ValueError(
+            f"`tile_size` must be at least {min_tile} LR pixels for this model (the lowest level of its U-Net needs "
+            f"2 pixels), got {tile_size}."
+        )
     if tile_size % align:
         raise ValueError(
             f"`tile_size` must be a multiple of {align} LR pixels for this model (HR tiles must be multiples of "
-            f"`unet.sample_size_multiple`); try {max(align, tile_size // align * align)}."
+            f"`unet.sample_size_multiple`); try {max(min_tile, tile_size // align * align)}."
         )
     if overlap >= tile_size:
         raise ValueError(f"`tile_overlap` ({overlap}) must be smaller than `tile_size` ({tile_size}).")
