@@ -127,6 +127,22 @@ def test_truncated_image(model_dir, inputs, tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+def test_images_over_the_decompression_bomb_limit(model_dir, inputs, tmp_path, capsys, monkeypatch):
+    PIL.Image.new("L", (30, 30)).save(inputs / "big.png")
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)  # PIL refuses images over twice the limit
+    assert upscale_cli(inputs / "big.png", model_dir=model_dir, out=tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("srdiff upscale: error: cannot read") and "crop or downscale" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_init_image_is_named(model_dir, inputs, tmp_path, capsys):
+    argv = ["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "out"), "--model", model_dir, "--steps", "1"]
+    assert main(argv + ["--init-image", str(tmp_path / "nope.png")]) == 1
+    err = capsys.readouterr().err
+    assert "nope.png does not exist" in err and "corrupt" not in err
+
+
 def test_bad_models(inputs, tmp_path, capsys):
     assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "no")]) == 1
     assert "no such model folder" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -29,6 +30,7 @@ from srdiff_diffusers.evaluation import (
     ssim_torch,
     super_resolve,
 )
+from srdiff_diffusers.evaluation.loop import to_uint8_rgb
 from srdiff_diffusers.evaluation.report import markdown_table, write_json
 
 from conftest import DATASETS, require_dir, tiny_pipeline
@@ -402,6 +404,31 @@ def test_cli_errors(data, capsys):
     (data / "mine" / "notes.txt").write_text("keep")
     assert "not an `srdiff evaluate` report" in error_of("--hr-dir", hr, "--scale", "4", "-o", str(data / "mine"))
     assert sorted(p.name for p in (data / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_sixteen_bit_files_are_rounded_to_eight_bits_not_clipped(tmp_path):
+    values = np.array([[0, 257, 1000], [32896, 65000, 65535]], dtype=np.uint16)
+    PIL.Image.fromarray(values).save(tmp_path / "g16.png")
+    with PIL.Image.open(tmp_path / "g16.png") as check:
+        assert check.mode.startswith("I")  # PIL reads it as a 16-bit (or 32-bit integer) gray image
+    expected = np.round(values / 257).astype(np.uint8)  # 65535 -> 255, 257 -> 1
+    rgb = to_uint8_rgb(tmp_path / "g16.png")
+    assert rgb.shape == (2, 3, 3) and all(np.array_equal(rgb[:, :, c], expected) for c in range(3))
+    with pytest.raises(ValueError, match="mode 'F'"):
+        to_uint8_rgb(PIL.Image.fromarray(values.astype(np.float32)))
+
+
+def test_cli_reports_a_corrupt_image_before_loading_the_model(data, capsys, monkeypatch):
+    from srdiff_diffusers.commands import evaluate as evaluate_command
+
+    monkeypatch.setattr(evaluate_command, "load_model", lambda *a, **k: pytest.fail("loaded the model first"))
+    bad = data / "hr_bad"
+    shutil.copytree(data / "hr", bad)
+    (bad / "zz.png").write_bytes(b"\x89PNG not really")
+    argv = ["evaluate", "--model", str(data / "model"), "--hr-dir", str(bad), "-o", str(data / "o_bad")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "zz.png" in err and not (data / "o_bad").exists()
 
 
 def test_set14_bicubic_y_psnr_is_the_literature_value():

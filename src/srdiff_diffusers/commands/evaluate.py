@@ -21,6 +21,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..utils.image_files import open_image
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
@@ -284,6 +285,8 @@ def run(args: argparse.Namespace) -> int:
         hr_files = list_images(Path(args.hr_dir), "--hr-dir")[: args.max_images]
         names = [p.stem for p in hr_files]
         lr_files = match_lr(hr_files, Path(args.lr_dir), scale_hint) if args.lr_dir else None
+        for path in hr_files + (lr_files or []):
+            open_image(path)  # a corrupt file fails now, not after the model load and earlier images
         hr_images, lr_images = hr_files, lr_files
     else:
         hr_images, names = load_dataset_images(args)

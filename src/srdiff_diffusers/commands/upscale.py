@@ -10,6 +10,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..utils.image_files import SIXTEEN_BIT_MODES, open_image, sixteen_bit_to_unit_float
 from ..utils.io import save_png
 from .speed import (
     add_speed_arguments,
@@ -23,7 +24,6 @@ SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
 # Sample images bundled with scikit-image (no download): colour, gray and RGBA.
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "logo")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 # Modes the pipeline does not take but that convert without loss of meaning.
 _CONVERT_MODES = {
     "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "La": "LA", "RGBa": "RGBA",
@@ -128,16 +128,9 @@ def read_image(path: Path):
     Reads an image file for the pipeline: a PIL image in a mode it takes, or, for 16-bit gray files, a float array
     in [0, 1] (so no precision is lost).
     """
-    try:
-        with PIL.Image.open(path) as image:
-            image.load()
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read {path}: not an image file, or a corrupt one ({error})") from None
-    if image.mode in _SIXTEEN_BIT_MODES:
-        array = np.asarray(image).astype(np.float64)
-        if array.min() < 0 or array.max() > 65535:
-            raise ValueError(f"cannot read {path}: {image.mode} values outside 0..65535")
-        return (array / 65535).astype(np.float32)
+    image = open_image(path)
+    if image.mode in SIXTEEN_BIT_MODES:
+        return sixteen_bit_to_unit_float(image, path)
     if image.mode in _CONVERT_MODES:
         image = image.convert(_CONVERT_MODES[image.mode])
     return image

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..image_processing import imresize
+from ..utils.image_files import SIXTEEN_BIT_MODES, open_image, sixteen_bit_to_unit_float
 from .metrics import diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
@@ -49,10 +50,9 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
         what (`str`, *optional*): Named in error messages.
     """
     if isinstance(image, (str, os.PathLike)):
-        with PIL.Image.open(image) as opened:
-            return np.asarray(opened.convert("RGB")).copy()
+        image = open_image(image)
     if isinstance(image, PIL.Image.Image):
-        return np.asarray(image.convert("RGB")).copy()
+        return _pil_to_uint8_rgb(image, what)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{what} must be a file path, a PIL image or a numpy array, got {type(image).__name__}.")
     if image.dtype != np.uint8:
@@ -66,6 +66,17 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
+
+
+def _pil_to_uint8_rgb(image: PIL.Image.Image, what: str) -> np.ndarray:
+    if image.mode in SIXTEEN_BIT_MODES:
+        # The metrics are defined on 8-bit images, as the benchmarks are: round 16-bit values (`convert("RGB")`
+        # would clip everything above 255 to white).
+        gray = np.round(sixteen_bit_to_unit_float(image, what) * 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode == "F":
+        raise ValueError(f"{what}: float (mode 'F') images have no fixed range; save it as an 8- or 16-bit image.")
+    return np.asarray(image.convert("RGB")).copy()
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
