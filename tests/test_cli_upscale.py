@@ -163,6 +163,17 @@ def test_missing_weights_in_model_folder(model_dir, inputs, tmp_path, capsys):
     assert "could not load the model" in capsys.readouterr().err
 
 
+def test_diverged_weights_give_the_guard_message_not_a_traceback(inputs, tmp_path, capsys):
+    pipe = tiny_pipeline()
+    with torch.no_grad():
+        pipe.unet.conv_out.weight.fill_(float("nan"))  # as a diverged training run leaves them
+    pipe.save_pretrained(tmp_path / "nan_model")
+    assert upscale_cli(inputs / "odd.png", model_dir=str(tmp_path / "nan_model"), out=tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "srdiff upscale: error: The noise predictor returned NaN" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "odd_x4.png").exists()
+
+
 def test_no_model_uses_the_fallback(inputs, tmp_path, monkeypatch):
     requested = []
 

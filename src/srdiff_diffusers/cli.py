@@ -35,8 +35,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     module = importlib.import_module(f"srdiff_diffusers.commands.{args.command}")
     try:
         return module.run(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as error:
-        # User mistakes get one clear line, not a traceback.
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, FloatingPointError) as error:
+        # User mistakes (and the non-finite guard's advice on diverged weights) get one clear line, not a traceback.
         print(f"srdiff {args.command}: error: {error}", file=sys.stderr)
         return 1
 
