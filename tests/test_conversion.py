@@ -192,6 +192,21 @@ def test_refuses_to_overwrite_without_flag(tmp_path):
         convert_original_checkpoint(checkpoint, a_file, overwrite=True)
 
 
+def test_never_replaces_the_folder_that_holds_its_inputs(tmp_path, monkeypatch):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    checkpoint = save_checkpoint(original_state_dict("x4_small"), folder / "model_ckpt_steps_1.ckpt")
+    (folder / "config.yaml").write_text("sr_scale: 4\n")
+    with pytest.raises(ValueError, match="holds the input"):
+        convert_original_checkpoint(checkpoint, folder, overwrite=True)
+    monkeypatch.chdir(folder)  # `srdiff convert model.ckpt . --overwrite`
+    with pytest.raises(ValueError, match="holds the input"):
+        convert_original_checkpoint(checkpoint.name, ".", overwrite=True)
+    with pytest.raises(ValueError, match="holds the input .*config.yaml"):
+        convert_original_checkpoint(reference("x4_small")[0], folder, folder / "config.yaml", overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "model_ckpt_steps_1.ckpt"]
+
+
 def test_cli_writes_a_loadable_folder(tmp_path, capsys):
     checkpoint = reference("x8_small")[0]
     parser = argparse.ArgumentParser()
@@ -364,6 +379,15 @@ def _truncate(key, dim, size):
         (
             lambda state: state.__setitem__("alphas_cumprod", state["alphas_cumprod"] * 0.9),
             ["`alphas_cumprod` are not the cumulative product"],
+        ),
+        # a diverged run: converted, it would only produce noise
+        (
+            lambda state: state["denoise_fn.final_conv.1.weight"].fill_(float("nan")),
+            ["`denoise_fn.final_conv.1.weight` holds NaN or infinite weights", "earlier checkpoint"],
+        ),
+        (
+            lambda state: state["rrdb.conv_first.bias"].__setitem__(0, float("inf")),
+            ["`rrdb.conv_first.bias` holds NaN or infinite weights"],
         ),
     ],
 )

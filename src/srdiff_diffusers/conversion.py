@@ -122,6 +122,11 @@ def load_original_state_dict(checkpoint_path: Union[str, os.PathLike]) -> Dict[s
                 f"checkpoint['state_dict']['model'][{key!r}] is a {type(value).__name__}, not a tensor; this is not "
                 "an original SRDiff checkpoint."
             )
+        if key.startswith((UNET_PREFIX, RRDB_PREFIX)) and value.is_floating_point() and not value.isfinite().all():
+            raise ValueError(
+                f"{path}: `{key}` holds NaN or infinite weights, so the model would only produce noise; the run that "
+                "wrote it diverged, or the file is corrupt. Convert an earlier checkpoint of the run."
+            )
     return model
 
 
@@ -467,10 +472,13 @@ def check_original_config(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+def _check_output_dir(output_dir: Path, overwrite: bool, inputs: Tuple[Path, ...] = ()) -> None:
     if output_dir.exists():
         if not output_dir.is_dir():
             raise ValueError(f"{output_dir} exists and is not a folder; choose another output folder.")
+        for path in inputs:  # replacing the folder would delete them, before or after a successful conversion
+            if path.resolve().is_relative_to(output_dir.resolve()):
+                raise ValueError(f"{output_dir} holds the input {path}; choose an output folder outside it.")
         if any(output_dir.iterdir()) and not overwrite:
             raise FileExistsError(
                 f"{output_dir} exists and is not empty; choose another folder or pass overwrite=True (--overwrite)."
@@ -539,7 +547,10 @@ def convert_original_checkpoint(
         raise ValueError(f"`lr_upscale_divisor` must be a positive number (255 or 256), got {lr_upscale_divisor!r}.")
     if output_dir is not None:
         output_dir = Path(output_dir)
-        _check_output_dir(output_dir, overwrite)  # fail before the conversion, not after it
+        inputs = (Path(checkpoint_path),)
+        if isinstance(original_config, (str, os.PathLike)):
+            inputs += (Path(original_config),)
+        _check_output_dir(output_dir, overwrite, inputs)  # fail before the conversion, not after it
 
     # 1. read and infer
     original = load_original_state_dict(checkpoint_path)
