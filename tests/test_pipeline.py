@@ -303,6 +303,14 @@ def test_tiny_images_work(pipe):
         (np.zeros((4, 4, 3), np.int64), TypeError, "uint8 or float"),
         (torch.zeros(4, 4, dtype=torch.float32), ValueError, "CxHxW or NxCxHxW"),
         (np.zeros((1, 1, 4, 4, 3), np.uint8), ValueError, "HxW, HxWxC or NxHxWxC"),
+        # transposed layouts are named, with the call that fixes them
+        (np.zeros((3, 16, 16), np.float32), ValueError, r"looks channels-first.*array.transpose\(1, 2, 0\)"),
+        (np.zeros((2, 3, 16, 16), np.uint8), ValueError, r"looks channels-first.*array.transpose\(0, 2, 3, 1\)"),
+        (torch.rand(16, 16, 3), ValueError, r"looks channels-last.*tensor.permute\(2, 0, 1\)"),
+        (torch.rand(2, 16, 16, 4), ValueError, r"looks channels-last.*tensor.permute\(0, 3, 1, 2\)"),
+        (torch.rand(1, 6, 16, 16), ValueError, r"6 channels; SRDiff takes .* 4 \(RGBA\)\.$"),  # no layout hint
+        # out of range by more than rounding: the bounds are printed with enough digits to see it
+        (np.full((4, 4, 3), 1.0001, np.float32), ValueError, r"\[1.0001, 1.0001\]"),
     ],
 )
 def test_bad_images(pipe, image, error, message):
@@ -310,8 +318,32 @@ def test_bad_images(pipe, image, error, message):
         pipe(image, num_inference_steps=1)
 
 
+def test_float_rounding_just_outside_the_range_is_clipped(pipe):
+    image = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    image[0, 0, 0], image[1, 1, 1] = 1 + 2e-7, -3e-7  # what float resizing or arithmetic leaves
+    clipped = np.clip(image, 0, 1)
+    got = pipe(image, num_inference_steps=2, generator=seeded(0), output_type="np").images
+    assert np.array_equal(got, pipe(clipped, num_inference_steps=2, generator=seeded(0), output_type="np").images)
+    assert image[0, 0, 0] > 1  # the caller's array is not clipped in place
+
+
+def test_numpy_integers_are_integers(pipe):
+    lr = lr_batch()
+    expected = pipe(lr, num_inference_steps=2, num_images_per_prompt=2, generator=seeded(0), output_type="pt").images
+    got = pipe(
+        lr, num_inference_steps=np.int64(2), num_images_per_prompt=np.int32(2), generator=seeded(0), output_type="pt"
+    ).images
+    assert torch.equal(got, expected)
+    for value in (True, 2.0, np.float32(2)):
+        with pytest.raises(ValueError, match="`num_inference_steps` must be a positive integer"):
+            pipe(lr, num_inference_steps=value)
+
+
 def test_bad_arguments(pipe):
     lr = lr_batch()
+    for generator in (0, "cpu", [seeded(0), 1]):
+        with pytest.raises(TypeError, match=r"torch.Generator\(\).manual_seed\(0\)"):
+            pipe(lr, num_inference_steps=1, generator=generator)
     with pytest.raises(ValueError, match="output_type"):
         pipe(lr, num_inference_steps=1, output_type="latent")
     with pytest.raises(ValueError, match="exceed the 100 training timesteps"):

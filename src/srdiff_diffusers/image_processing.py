@@ -169,17 +169,35 @@ def _rgb_from_channels(image: torch.Tensor, what: str) -> Tuple[torch.Tensor, Op
     )
 
 
-def _check_values(image: torch.Tensor, what: str) -> None:
+# Float images may leave [0, 1] by this much (float32 rounding after resizing or arithmetic); they are clipped.
+_RANGE_TOLERANCE = 1e-5
+
+
+def _check_values(image: torch.Tensor, what: str) -> torch.Tensor:
+    """Checks a float image and returns it clipped to [0, 1] (a copy only when a value is outside)."""
     if image.numel() == 0 or min(image.shape[-2:]) < 1:
         raise ValueError(f"{what} is empty (shape {tuple(image.shape)}).")
     if not torch.isfinite(image).all():
         raise ValueError(f"{what} contains NaN or infinite values; clean the image before upscaling it.")
     low, high = image.min().item(), image.max().item()
-    if low < 0 or high > 1:
+    if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
         raise ValueError(
-            f"{what} has values in [{low:.3g}, {high:.3g}] but float images must be in [0, 1]; "
-            "divide uint8 data by 255 (or pass it as uint8)."
+            f"{what} has values in [{low:.8g}, {high:.8g}] but float images must be in [0, 1]; divide uint8 data "
+            "by 255 (or pass it as uint8), or clip it (`.clip(0, 1)`)."
         )
+    return image.clamp(0, 1) if low < 0 or high > 1 else image
+
+
+def _check_channel_axis(shape: Tuple[int, ...], kind: str, layout: str, transposed: str, fix: str) -> None:
+    """Refuses an image whose channel axis holds more than 4 values, saying so when it looks transposed."""
+    channels_last = layout.endswith("C)")
+    channels, other = (shape[-1], shape[-3]) if channels_last else (shape[-3], shape[-1])
+    if channels <= 4:
+        return
+    message = f"The {kind} image has {channels} channels; SRDiff takes 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)."
+    if other <= 4:
+        message += f" It looks {transposed}: {kind} images are {layout}; pass `{fix}`."
+    raise ValueError(message)
 
 
 def _prepare_pil(image: "PIL.Image.Image") -> PreparedImage:
@@ -202,8 +220,7 @@ def _prepare_pil(image: "PIL.Image.Image") -> PreparedImage:
         image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
-        tensor = torch.from_numpy(array.copy())[None, None]
-        _check_values(tensor, "The mode 'F' PIL image")
+        tensor = _check_values(torch.from_numpy(array.copy())[None, None], "The mode 'F' PIL image")
     else:
         array = np.asarray(image)
         if array.ndim == 2:
@@ -232,8 +249,10 @@ def _prepare_numpy(array: np.ndarray) -> List[PreparedImage]:
         tensor = tensor[None]
     elif tensor.ndim != 4:
         raise ValueError(f"numpy images must be HxW, HxWxC or NxHxWxC, got shape {array.shape}.")
-    tensor = tensor.permute(0, 3, 1, 2)
-    _check_values(tensor, "The numpy image")
+    if array.ndim >= 3:
+        fix = "array.transpose(1, 2, 0)" if array.ndim == 3 else "array.transpose(0, 2, 3, 1)"
+        _check_channel_axis(array.shape, "numpy", "(H, W, C)", "channels-first", fix)
+    tensor = _check_values(tensor.permute(0, 3, 1, 2), "The numpy image")
     prepared = []
     for item in tensor.split(1):
         rgb, alpha, mode = _rgb_from_channels(item, "The numpy image")
@@ -242,6 +261,7 @@ def _prepare_numpy(array: np.ndarray) -> List[PreparedImage]:
 
 
 def _prepare_torch(tensor: torch.Tensor) -> List[PreparedImage]:
+    shape = tuple(tensor.shape)
     if tensor.dtype == torch.uint8:
         tensor = tensor.float() / 255
     elif not tensor.is_floating_point():
@@ -250,8 +270,9 @@ def _prepare_torch(tensor: torch.Tensor) -> List[PreparedImage]:
         tensor = tensor[None]
     elif tensor.ndim != 4:
         raise ValueError(f"torch images must be CxHxW or NxCxHxW, got shape {tuple(tensor.shape)}.")
-    tensor = tensor.detach().float().cpu()
-    _check_values(tensor, "The torch image")
+    fix = "tensor.permute(2, 0, 1)" if len(shape) == 3 else "tensor.permute(0, 3, 1, 2)"
+    _check_channel_axis(shape, "torch", "(C, H, W)", "channels-last", fix)
+    tensor = _check_values(tensor.detach().float().cpu(), "The torch image")
     prepared = []
     for item in tensor.split(1):
         rgb, alpha, mode = _rgb_from_channels(item, "The torch image")

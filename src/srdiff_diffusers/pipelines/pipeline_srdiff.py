@@ -3,6 +3,7 @@
 
 import inspect
 import math
+import numbers
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -53,6 +54,12 @@ OUTPUT_TYPES = ("pil", "np", "pt", "raw")
 def default_scheduler() -> DDPMScheduler:
     """The schedule of the paper: T = 100, cosine betas, DDPM posterior with the predicted x0 clipped to [-1, 1]."""
     return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+
+
+def _check_count(value, name: str) -> None:
+    """A positive Python or numpy integer (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
 class SRDiffPipeline(DiffusionPipeline):
@@ -129,8 +136,7 @@ class SRDiffPipeline(DiffusionPipeline):
         return self.unet.config.upscale_factor
 
     def check_inputs(self, num_inference_steps, output_type, num_images_per_prompt, callback_inputs):
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        _check_count(num_inference_steps, "num_inference_steps")
         train_steps = self.scheduler.config.num_train_timesteps
         if num_inference_steps > train_steps:
             raise ValueError(
@@ -138,8 +144,7 @@ class SRDiffPipeline(DiffusionPipeline):
             )
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
+        _check_count(num_images_per_prompt, "num_images_per_prompt")
         if callback_inputs is not None and any(k not in self._callback_tensor_inputs for k in callback_inputs):
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` may contain only {self._callback_tensor_inputs}, got "
@@ -362,6 +367,17 @@ class SRDiffPipeline(DiffusionPipeline):
         """
         # 1. check inputs
         self.check_inputs(num_inference_steps, output_type, num_images_per_prompt, callback_on_step_end_tensor_inputs)
+        num_inference_steps, num_images_per_prompt = int(num_inference_steps), int(num_images_per_prompt)  # numpy ints
+        if isinstance(tile_size, numbers.Integral) and not isinstance(tile_size, bool):
+            tile_size = int(tile_size)
+        if isinstance(tile_overlap, numbers.Integral) and not isinstance(tile_overlap, bool):
+            tile_overlap = int(tile_overlap)
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
+            raise TypeError(
+                "`generator` must be a torch.Generator (e.g. `torch.Generator().manual_seed(0)` for seed 0) or a list "
+                f"of them, got {type(generator).__name__}."
+            )
         prepared = prepare_images(image)
         total = len(prepared) * num_images_per_prompt
         init_images = self._check_manipulation_inputs(prepared, total, latents, init_image, strength, tile_overlap)
