@@ -153,6 +153,7 @@ def test_bad_models(inputs, tmp_path, capsys):
                  "nobody-xyz/no-such-srdiff-model"]) == 1
     err = capsys.readouterr().err
     assert "could not load the model nobody-xyz/no-such-srdiff-model" in err and "Traceback" not in err
+    assert "stacktrace above" not in err  # diffusers' pointer to a traceback the user is not shown
 
 
 def test_missing_weights_in_model_folder(model_dir, inputs, tmp_path, capsys):

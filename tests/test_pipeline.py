@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import PIL.Image
@@ -409,7 +410,41 @@ def test_loading_a_broken_folder_fails_loudly(tmp_path):
     with pytest.raises(ValueError, match="weights missing from the file: conv_out.bias"):
         SRDiffPipeline.from_pretrained(folder)
     weights.unlink()
-    with pytest.raises(OSError, match="no file named"):
+    with pytest.raises(FileNotFoundError, match="encoder has no weights diffusion_pytorch_model.safetensors;"):
         SRDiffPipeline.from_pretrained(folder)
     with pytest.raises(ValueError, match="neither a valid local path nor a valid repo id"):
         SRDiffPipeline.from_pretrained(str(tmp_path / "absent"))
+
+
+def test_incomplete_or_foreign_folders_name_the_missing_part(tmp_path):
+    def saved(name):
+        folder = tmp_path / name
+        tiny_pipeline().save_pretrained(folder)
+        return folder
+
+    folder = saved("no_unet")
+    shutil.rmtree(folder / "unet")  # diffusers said: no config.json in the pipeline folder itself
+    with pytest.raises(FileNotFoundError, match=r"no_unet[/\\]unet is missing"):
+        SRDiffPipeline.from_pretrained(str(folder))
+    folder = saved("variant_only")
+    weights = folder / "encoder" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    with pytest.raises(FileNotFoundError, match=r"only diffusion_pytorch_model.fp16.safetensors: pass the matching"):
+        SRDiffPipeline.from_pretrained(str(folder))
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").rename(
+        folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    )
+    assert isinstance(SRDiffPipeline.from_pretrained(str(folder), variant="fp16"), SRDiffPipeline)
+    folder = saved("ddpm")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "DDPMPipeline"}))
+    with pytest.raises(ValueError, match="holds a DDPMPipeline, not an SRDiff pipeline"):
+        SRDiffPipeline.from_pretrained(str(folder))
+    # weights of another configuration: the component is named, and no advice to load them anyway
+    folder = saved("mismatched")
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    config["block_out_channels"] = [2 * c for c in config["block_out_channels"]]
+    (folder / "unet" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"do not match the SRDiffUNet2DModel config .*wrong shape: \S+ is") as error:
+        SRDiffPipeline.from_pretrained(str(folder))
+    assert "ignore_mismatched_sizes" not in str(error.value)

@@ -151,9 +151,7 @@ def load_model(model: str, device: str, dtype: torch.dtype = torch.float32):
     path = Path(model).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"--model {model}: no such folder")
-    if not (path / "model_index.json").is_file():
-        raise ValueError(f"--model {model}: no model_index.json here, so it is not a saved SRDiffPipeline")
-    try:
+    try:  # an incomplete folder is reported by `SRDiffPipeline.from_pretrained` (`check_pipeline_folder`)
         pipe = pipeline_from_pretrained(str(path), dtype)
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -182,13 +182,7 @@ def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32):
         return pipe.to(dtype=dtype) if dtype != torch.float32 else pipe
 
     path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "model_index.json").is_file():
-            raise ValueError(
-                f"--model {model}: this folder has no model_index.json, so it is not a saved SRDiffPipeline "
-                "(make one with `pipe.save_pretrained(folder)` or `srdiff convert`)"
-            )
-    elif path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
+    if not path.is_dir() and (path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1):
         # Not a folder and not shaped like a Hub id ("owner/name").
         raise FileNotFoundError(f"--model {model}: no such model folder")
     try:
@@ -196,6 +190,7 @@ def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32):
     except (OSError, ValueError) as error:
         # Hub ids that cannot be resolved, incomplete folders, weights that do not match their config, ...
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = first_line.replace(" Please check out the root cause in the stacktrace above.", "")  # not shown
         where = "" if path.is_dir() else " (a Hub id: is the id right, and is the Hub reachable or the model cached?)"
         raise ValueError(f"could not load the model {model}{where}: {first_line}") from None
 

@@ -1,6 +1,7 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """Loading that fails when a weight file does not match its config, instead of leaving random weights."""
 
+import re
 from typing import List
 
 
@@ -21,7 +22,19 @@ class StrictLoadingMixin:
             return super().from_pretrained(
                 pretrained_model_name_or_path, output_loading_info=output_loading_info, **kwargs
             )
-        model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        subfolder = kwargs.get("subfolder")
+        where = f"{pretrained_model_name_or_path}" + (f" (subfolder {subfolder!r})" if subfolder else "")
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        except ValueError as error:
+            # diffusers refuses a weight of the wrong shape itself, without naming the model, and advises the
+            # opt-in that would leave it random.
+            shape = _MISMATCH.search(str(error))
+            if shape is None:
+                raise
+            key, expected, found = shape.groups()
+            problems = [f"weights of the wrong shape: {key} is {found} in the file, {expected} in the config"]
+            raise ValueError(_mismatch_message(where, cls.__name__, problems)) from None
         problems: List[str] = []
         for key, what in (
             ("missing_keys", "weights missing from the file"),
@@ -33,12 +46,17 @@ class StrictLoadingMixin:
                 shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
                 problems.append(f"{what}: {shown}")
         if problems:
-            subfolder = kwargs.get("subfolder")
-            where = f"{pretrained_model_name_or_path}" + (f" (subfolder {subfolder!r})" if subfolder else "")
-            raise ValueError(
-                f"The weights at {where} do not match the {cls.__name__} config next to them ("
-                + "; ".join(problems)
-                + "). The folder is incomplete or its config and weights come from different models; re-save or "
-                "re-convert it. (Loading anyway would leave randomly initialised weights.)"
-            )
+            raise ValueError(_mismatch_message(where, cls.__name__, problems))
         return (model, info) if output_loading_info else model
+
+
+# diffusers' own refusal of a weight whose shape differs from the model's (ModelMixin.from_pretrained).
+_MISMATCH = re.compile(r"because (\S+) expected shape (.+?), but got (.+?)\. If you want")
+
+
+def _mismatch_message(where: str, model_name: str, problems: List[str]) -> str:
+    return (
+        f"The weights at {where} do not match the {model_name} config next to them ({'; '.join(problems)}). The "
+        "folder is incomplete or its config and weights come from different models; re-save or re-convert it. "
+        "(Loading anyway would leave randomly initialised weights.)"
+    )

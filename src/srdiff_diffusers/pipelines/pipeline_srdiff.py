@@ -2,8 +2,11 @@
 """SRDiff: single-image super-resolution with diffusion probabilistic models (Li et al., 2021)."""
 
 import inspect
+import json
 import math
 import numbers
+import os
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -54,6 +57,44 @@ OUTPUT_TYPES = ("pil", "np", "pt", "raw")
 def default_scheduler() -> DDPMScheduler:
     """The schedule of the paper: T = 100, cosine betas, DDPM posterior with the predicted x0 clipped to [-1, 1]."""
     return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+
+
+def check_pipeline_folder(folder: Union[str, os.PathLike], variant: Optional[str] = None) -> None:
+    """
+    Raises a `FileNotFoundError` or `ValueError` naming what is missing or wrong when a local folder is not a
+    complete saved SRDiff pipeline (`model_index.json`, and `unet/`, `encoder/`, `scheduler/` with their configs and
+    the two models' weights).
+    """
+    folder = Path(folder)
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise FileNotFoundError(
+            f"{folder} has no model_index.json, so it is not a saved pipeline (make one with `save_pretrained`, "
+            "`srdiff convert` or a training run)."
+        )
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{index_file} is not valid JSON ({error}); re-save or re-download the model.") from None
+    class_name = index.get("_class_name", "") if isinstance(index, dict) else ""
+    if "SRDiff" not in class_name:
+        raise ValueError(f"{folder} holds a {class_name or 'model of unknown type'}, not an SRDiff pipeline.")
+    for name in ("unet", "encoder", "scheduler"):
+        part = folder / name
+        if not (part / ("scheduler_config.json" if name == "scheduler" else "config.json")).is_file():
+            what = "is missing" if not part.is_dir() else "has no config"
+            raise FileNotFoundError(f"{part} {what}: the model folder is incomplete; copy or download it again.")
+        if name == "scheduler":
+            continue
+        weights = sorted(p.name for p in part.glob("diffusion_pytorch_model*") if p.suffix in (".safetensors", ".bin"))
+        infix = f".{variant}" if variant else ""
+        if not any(w in (f"diffusion_pytorch_model{infix}.safetensors", f"diffusion_pytorch_model{infix}.bin")
+                   or w.startswith(f"diffusion_pytorch_model{infix}-") for w in weights):  # fmt: skip
+            found = f" (only {', '.join(weights)}: pass the matching `variant=`)" if weights else ""
+            raise FileNotFoundError(
+                f"{part} has no weights diffusion_pytorch_model{infix}.safetensors{found}; the model folder is "
+                "incomplete, copy or download it again."
+            )
 
 
 def _check_count(value, name: str) -> None:
@@ -107,6 +148,18 @@ class SRDiffPipeline(DiffusionPipeline):
         self._check_components(unet, encoder, scheduler)
         self.register_modules(unet=unet, encoder=encoder, scheduler=scheduler)
         self.register_to_config(residual_rescale=residual_rescale, lr_upscale_divisor=lr_upscale_divisor)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        r"""
+        diffusers' `DiffusionPipeline.from_pretrained` (a local folder or a Hub id), after checking that a local
+        folder holds a complete SRDiff pipeline: diffusers' own errors for a missing part name a file it looked for
+        instead (`config.json` of the folder itself, a `.bin` when the `.safetensors` is missing).
+        """
+        path = pretrained_model_name_or_path
+        if isinstance(path, (str, os.PathLike)) and os.path.isdir(path):
+            check_pipeline_folder(path, kwargs.get("variant"))
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @staticmethod
     def _check_components(unet, encoder, scheduler) -> None:
