@@ -319,6 +319,15 @@ def test_bad_images(pipe, image, error, message):
         pipe(image, num_inference_steps=1)
 
 
+def test_a_truncated_file_opened_lazily_is_a_clear_error(pipe, tmp_path):
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with PIL.Image.open(tmp_path / "cut.png") as image:  # PIL decodes only when the pixels are read
+        with pytest.raises(ValueError, match="could not be decoded .*truncated or corrupt"):
+            pipe(image, num_inference_steps=1)
+
+
 def test_float_rounding_just_outside_the_range_is_clipped(pipe):
     image = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
     image[0, 0, 0], image[1, 1, 1] = 1 + 2e-7, -3e-7  # what float resizing or arithmetic leaves
@@ -342,6 +351,11 @@ def test_numpy_integers_are_integers(pipe):
 
 def test_bad_arguments(pipe):
     lr = lr_batch()
+    for eta in (-1.0, float("nan"), "0"):
+        with pytest.raises(ValueError, match="`eta` must be a number >= 0"):
+            pipe(lr, num_inference_steps=1, eta=eta)
+    with pytest.raises(TypeError, match="`lr_consistency` must be True or False"):
+        pipe(lr, num_inference_steps=1, lr_consistency="yes")
     for generator in (0, "cpu", [seeded(0), 1]):
         with pytest.raises(TypeError, match=r"torch.Generator\(\).manual_seed\(0\)"):
             pipe(lr, num_inference_steps=1, generator=generator)

@@ -222,7 +222,10 @@ def _prepare_pil(image: "PIL.Image.Image") -> PreparedImage:
         array = np.asarray(image, dtype=np.float32)
         tensor = _check_values(torch.from_numpy(array.copy())[None, None], "The mode 'F' PIL image")
     else:
-        array = np.asarray(image)
+        try:  # a lazily opened PIL image is decoded here
+            array = np.asarray(image)
+        except OSError as error:
+            raise ValueError(f"The PIL image could not be decoded ({error}): the file is truncated or corrupt.") from None
         if array.ndim == 2:
             array = array[:, :, None]
         tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255

@@ -425,6 +425,10 @@ class SRDiffPipeline(DiffusionPipeline):
             tile_size = int(tile_size)
         if isinstance(tile_overlap, numbers.Integral) and not isinstance(tile_overlap, bool):
             tile_overlap = int(tile_overlap)
+        if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not 0 <= eta < math.inf:
+            raise ValueError(f"`eta` must be a number >= 0 (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
+        if not isinstance(lr_consistency, (bool, np.bool_)):
+            raise TypeError(f"`lr_consistency` must be True or False, got {lr_consistency!r}.")
         generators = generator if isinstance(generator, list) else [generator]
         if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
             raise TypeError(
