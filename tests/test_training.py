@@ -485,3 +485,175 @@ def test_model_card_of_an_exported_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="must start with"):
         model_card_main([str(model_dir), "--training_command", "python other.py", "--run_dir", str(run_dir),
                          "--global_step", "2"])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line: one `error:` line for a mistake, never a traceback
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def assert_one_error_line(stderr, prog, *words):
+    """The last line of stderr is the only `error:` line, starts with the program name and has all `words`."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and stderr.rstrip().splitlines()[-1] == errors[0], stderr[-3000:]
+    assert errors[0].startswith(f"{prog}: error: "), errors[0]
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+
+
+def cli_train(tmp_path, capsys, stage, *extra, data=None):
+    """`cli_main` on the arguments of [`train`]: (exit status, stderr)."""
+    from srdiff_diffusers.training import cli_main
+
+    data = data or write_images(tmp_path / "hr", 1)
+    argv = [
+        "--stage", stage, "--train_data_dir", str(data), "--output_dir", str(tmp_path / "out"),
+        "--resolution", "32", "--train_batch_size", "2", "--report_to", "none", "--max_train_steps", "1",
+        "--cache_dir", str(tmp_path / "cache"), *(TINY_RRDB if stage == "rrdb" else TINY_UNET), *extra,
+    ]  # fmt: skip
+    status = cli_main(argv, prog="train_srdiff.py")
+    return status, capsys.readouterr().err
+
+
+def test_training_script_prints_one_error_line_and_exits_2(tmp_path):
+    data = write_images(tmp_path / "hr", 1)
+    command = [
+        sys.executable, str(REPO_ROOT / "examples" / "train_srdiff.py"), "--stage", "rrdb", *TINY_RRDB,
+        "--train_data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--resolution", "0",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 2
+    assert_one_error_line(run.stderr, "train_srdiff.py", "`--resolution` must be at least 4")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
+    import srdiff_diffusers.training.args as args_module
+    from srdiff_diffusers.training import cli_main
+
+    def bug(args):
+        raise RuntimeError("a bug, not a user mistake")
+
+    monkeypatch.setattr(args_module, "main", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli_main(["--stage", "rrdb", "--output_dir", str(tmp_path / "out")])
+
+
+def test_too_small_resolution_is_refused_with_the_minimum(tmp_path, capsys, encoder_dir):
+    # stage rrdb: one LR pixel; 0 (a multiple of every scale) used to fail inside torch's convolution
+    status, stderr = cli_train(tmp_path, capsys, "rrdb", "--resolution", "0")
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "`--resolution` must be at least 4", "got 0")
+    # stage diffusion: 4 levels halve 16 px down to 2 px, the least the lowest level's reflection padding takes
+    encoder = ["--pretrained_encoder", str(encoder_dir)]
+    status, stderr = cli_train(tmp_path, capsys, "diffusion", *encoder, "--resolution", "8")
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "`--resolution` must be at least 16", "4 levels", "got 8")
+
+    from srdiff_diffusers.training.trainer import check_args, min_resolution
+
+    def minimum(stage, widths, scale):
+        argv = ["--stage", stage, "--output_dir", "out", "--unet_block_out_channels", widths,
+                "--upscale_factor", str(scale), "--resolution", "160"]  # fmt: skip
+        return min_resolution(parse_args(argv))[0]
+
+    assert minimum("rrdb", "8,16,16,32", 4) == 4 and minimum("rrdb", "8,16,16,32", 8) == 8
+    assert minimum("diffusion", "8,16,16,32", 4) == 16 and minimum("diffusion", "8,16", 4) == 4
+    assert minimum("diffusion", "8,16", 8) == 8 and minimum("diffusion", "8,16,16,32,32", 2) == 32
+    with pytest.raises(ValueError, match="must be at least 4 "):
+        check_args(parse_args(["--stage", "rrdb", "--output_dir", "out", "--resolution", "-4"]))
+    with pytest.raises(ValueError, match="power of two"):
+        check_args(parse_args(["--stage", "rrdb", "--output_dir", "out", "--upscale_factor", "0"]))
+    # the minimum itself trains (one step)
+    result = train(tmp_path, "diffusion", *encoder, "--resolution", "16", "--max_train_steps", "1",
+                   "--checkpointing_steps", "5", output="smallest")  # fmt: skip
+    assert sorted(result.losses) == [1]
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "out").write_text("not a folder")
+    status, stderr = cli_train(tmp_path, capsys, "rrdb")
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "`--output_dir`", "is a file", "choose a folder")
+
+
+def test_rrdb_num_blocks_below_two_is_refused_in_terms_of_the_option(tmp_path, capsys):
+    status, stderr = cli_train(tmp_path, capsys, "rrdb", "--rrdb_num_blocks", "1")
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "`--rrdb_num_blocks` must be >= 2, got 1")
+    assert "condition_feature_indices" not in stderr  # an option the user never set
+
+
+def test_resume_from_an_incomplete_or_other_stage_checkpoint(tmp_path, capsys, encoder_dir):
+    from srdiff_diffusers import SRDiffUNet2DModel
+
+    encoder = ["--pretrained_encoder", str(encoder_dir)]
+    out = tmp_path / "out"
+    (out / "checkpoint-3").mkdir(parents=True)  # e.g. copied without its files
+    status, stderr = cli_train(tmp_path, capsys, "rrdb", "--resume_from_checkpoint", str(out / "checkpoint-3"))
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "checkpoint-3", "incomplete checkpoint", "`encoder/`")
+    assert sorted(os.listdir(out)) == ["checkpoint-3"]  # refused before anything was written
+
+    rrdb_checkpoint = tmp_path / "rrdb-run" / "checkpoint-2"
+    RRDBEncoder(num_features=8, num_blocks=2).save_pretrained(rrdb_checkpoint / "encoder")
+    status, stderr = cli_train(tmp_path, capsys, "diffusion", *encoder, "--resume_from_checkpoint",
+                               str(rrdb_checkpoint))  # fmt: skip
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "checkpoint of a `--stage rrdb` run", "`--stage diffusion`")
+
+    diffusion_checkpoint = out / "checkpoint-5"  # now the newest in --output_dir
+    SRDiffUNet2DModel(block_out_channels=(8, 16, 16, 32), condition_channels=8).save_pretrained(
+        diffusion_checkpoint / "unet"
+    )
+    status, stderr = cli_train(tmp_path, capsys, "rrdb", "--resume_from_checkpoint", "latest")
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "checkpoint-5", "checkpoint of a `--stage diffusion` run")
+    status, stderr = cli_train(tmp_path, capsys, "diffusion", *encoder, "--resume_from_checkpoint", "latest",
+                               "--use_ema")  # fmt: skip
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "no EMA weights", "without `--use_ema`")
+    status, stderr = cli_train(tmp_path, capsys, "rrdb", "--resume_from_checkpoint", str(tmp_path / "checkpoint-9"))
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "`--resume_from_checkpoint`", "not found")
+
+    # a checkpoint of this stage but of another model: its options, not a list of mismatched tensor shapes
+    RRDBEncoder(num_features=8, num_blocks=3).save_pretrained(tmp_path / "deeper" / "checkpoint-1" / "encoder")
+    status, stderr = cli_train(tmp_path, capsys, "rrdb", "--resume_from_checkpoint",
+                               str(tmp_path / "deeper" / "checkpoint-1"))  # fmt: skip
+    assert status == 2
+    assert_one_error_line(stderr, "train_srdiff.py", "num_blocks=3 in the checkpoint, 2 here")
+
+
+def test_wrong_size_lr_images_get_a_matching_hint(tmp_path):
+    from srdiff_diffusers.training.data import attach_lr_images
+
+    hr_folder = write_images(tmp_path / "HR", 2, size=(48, 48))
+    lr_folder = write_images(tmp_path / "LR_bicubic" / "X2", 2, size=(24, 24))  # the x2 set given for x4
+    records = attach_lr_images(load_hr_images(str(hr_folder), cache_dir=str(tmp_path / "c")), str(lr_folder))
+    with pytest.raises(ValueError) as error:
+        SRPatchDataset(records, 32, 4)
+    message = str(error.value)
+    assert "LR image is 24x24, expected 12x12 (HR / 4)" in message
+    assert "`--upscale_factor` (4)" in message and "`--train_lr_data_dir`" in message
+    assert "--resolution" not in message and "px on each side" not in message
+
+
+def test_export_module_runs_without_warning_and_reports_errors_in_one_line(tmp_path, capsys, encoder_dir):
+    from srdiff_diffusers.training.export import main as export_main
+
+    prog = "python -m srdiff_diffusers.training.export"
+    missing = tmp_path / "run" / "checkpoint-4"
+    command = [sys.executable, "-m", "srdiff_diffusers.training.export", str(missing),
+               "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert "RuntimeWarning" not in run.stderr and "found in sys.modules" not in run.stderr, run.stderr
+    assert run.returncode == 2
+    assert_one_error_line(run.stderr, prog, "checkpoint-4", "not found")
+
+    rrdb_checkpoint = tmp_path / "rrdb-run" / "checkpoint-2"
+    RRDBEncoder(num_features=8, num_blocks=2).save_pretrained(rrdb_checkpoint / "encoder")
+    argv = [str(rrdb_checkpoint), "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]
+    assert export_main(argv) == 2
+    assert_one_error_line(capsys.readouterr().err, prog, "checkpoint of a `--stage rrdb` run")

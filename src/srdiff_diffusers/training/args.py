@@ -1,8 +1,15 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Command-line arguments of `examples/train_srdiff.py`."""
+"""Command-line arguments of `examples/train_srdiff.py`, and its command line ([`cli_main`])."""
 
 import argparse
+import sys
 from typing import List, Optional, Tuple
+
+from .trainer import main
+
+# What the training code raises on purpose for a wrong argument, folder or file (and what the file system raises):
+# one line for the user. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError)
 
 
 def _int_tuple(text: str) -> Tuple[int, ...]:
@@ -15,8 +22,9 @@ def _int_tuple(text: str) -> Tuple[int, ...]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog=prog,
         description="Train SRDiff (Li et al., 2021): `--stage rrdb` pre-trains the RRDB encoder's SR head with L1, "
         "then `--stage diffusion` trains the conditional noise predictor with the encoder frozen.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -106,3 +114,34 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parses `argv` (default: `sys.argv[1:]`) into the namespace that [`main`] takes."""
     return build_parser().parse_args(argv)
+
+
+def user_error_line(prog: str, error: BaseException) -> str:
+    """`PROG: error: MESSAGE` on one line, as argparse's own errors."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return f"{prog}: error: {message}"
+
+
+def cli_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
+    r"""
+    The command line of `examples/train_srdiff.py`: parses `argv` (default: `sys.argv[1:]`) and trains.
+
+    A mistake in the arguments or the data ends the run with one line `PROG: error: MESSAGE` on stderr and exit
+    status 2, as argparse's own errors, instead of a traceback; other errors keep their traceback. Under
+    `accelerate launch` every process checks the same arguments, so each prints the same line and exits.
+
+    Args:
+        argv (`List[str]`, *optional*): The arguments; defaults to `sys.argv[1:]`.
+        prog (`str`, *optional*): The program name in messages; defaults to the script's file name.
+
+    Returns:
+        `int`: the exit status, 0 after a complete run.
+    """
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        main(args)
+    except USER_ERRORS as error:
+        print(user_error_line(parser.prog, error), file=sys.stderr)
+        return 2
+    return 0

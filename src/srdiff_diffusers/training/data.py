@@ -195,7 +195,13 @@ class SRPatchDataset(Dataset):
 
     def _check(self, records: List[ImageRecord]) -> Tuple[List[ImageRecord], Dict[str, str]]:
         minimum = FACE_CENTER_CROP if self.preset == "faces" else self.resolution
+        if self.preset == "faces":
+            too_small = f"The face preset needs HR images of at least {minimum} px on each side."
+        else:
+            too_small = f"HR images must be at least {minimum} px on each side (lower `--resolution` for smaller ones)."
         kept, skipped = [], {}
+        # What to do about each kind of skip (an ordered set), for the error if none is left: it must match the reasons.
+        hints: Dict[str, None] = {}
         for record in records:
             try:
                 with record.open() as image:
@@ -203,14 +209,17 @@ class SRPatchDataset(Dataset):
                     image.verify()  # reads the whole file's structure, not the pixels
             except Exception as error:  # PIL raises many types for broken files
                 skipped[record.name] = f"unreadable ({type(error).__name__}: {error})"
+                hints["HR images must be readable image files."] = None
                 continue
             if min(width, height) < minimum:
                 skipped[record.name] = f"{width}x{height} is smaller than {minimum}x{minimum}"
+                hints[too_small] = None
                 continue
             if record.lr_path is not None:
-                problem = self._check_lr(record, width, height)
+                problem, hint = self._check_lr(record, width, height)
                 if problem:
                     skipped[record.name] = problem
+                    hints[hint] = None
                     continue
             kept.append(record)
         if skipped:
@@ -220,25 +229,33 @@ class SRPatchDataset(Dataset):
         if not kept:
             details = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:5])
             raise ValueError(
-                f"None of the {len(records)} training images is usable: {details}. Images must be readable and at "
-                f"least {minimum} px on each side (lower `--resolution` for smaller ones)."
+                f"None of the {len(records)} training images is usable: {details}. {' '.join(hints)}"
             )
         return kept, skipped
 
-    def _check_lr(self, record: ImageRecord, width: int, height: int) -> Optional[str]:
+    def _check_lr(self, record: ImageRecord, width: int, height: int) -> Tuple[Optional[str], Optional[str]]:
+        """The problem with a record's paired LR image (`None` if none) and what to do about it."""
         if not record.lr_path:
-            return "no LR image of the same name"
+            return "no LR image of the same name", (
+                "Every HR image needs an LR image of the same file name in `--train_lr_data_dir`."
+            )
         if self.preset == "faces":
-            return "paired LR images cannot be used with the face preset (it resizes the HR image)"
+            return "paired LR images cannot be used with the face preset (it resizes the HR image)", (
+                "Drop `--train_lr_data_dir` with `--preset faces` (the LR images are then made from the HR ones)."
+            )
         try:
             with PIL.Image.open(record.lr_path) as lr:
                 lr_size = lr.size
         except Exception as error:
-            return f"unreadable LR image ({type(error).__name__}: {error})"
+            return f"unreadable LR image ({type(error).__name__}: {error})", "LR images must be readable image files."
         expected = (width // self.scale, height // self.scale)
         if lr_size != expected:
-            return f"LR image is {lr_size[0]}x{lr_size[1]}, expected {expected[0]}x{expected[1]} (HR / {self.scale})"
-        return None
+            problem = f"LR image is {lr_size[0]}x{lr_size[1]}, expected {expected[0]}x{expected[1]} (HR / {self.scale})"
+            return problem, (
+                f"LR images must be exactly the HR size divided by `--upscale_factor` ({self.scale}): check that "
+                f"`--train_lr_data_dir` holds the x{self.scale} LR images of these HR images."
+            )
+        return None, None
 
     def __len__(self) -> int:
         # The sampler decides how many samples are drawn; this is one epoch.

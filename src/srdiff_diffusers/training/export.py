@@ -13,6 +13,7 @@ in the same way as an EMA.
 
 import argparse
 import os
+import sys
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -20,12 +21,22 @@ from diffusers.configuration_utils import FrozenDict
 
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from .trainer import EMA_SUBFOLDER, load_encoder
+from .args import USER_ERRORS, user_error_line
+from .trainer import EMA_SUBFOLDER, STAGE_SUBFOLDERS, load_encoder
 
 
 def _load_unet(checkpoint: str, use_ema: bool) -> SRDiffUNet2DModel:
-    unet_folder = os.path.join(checkpoint, "unet")
+    if not os.path.exists(checkpoint):
+        raise ValueError(
+            f"Checkpoint {checkpoint!r} not found; pass a checkpoint-N folder of a `--stage diffusion` run."
+        )
+    unet_folder = os.path.join(checkpoint, STAGE_SUBFOLDERS["diffusion"])
     if not os.path.isfile(os.path.join(unet_folder, "config.json")):
+        if os.path.isfile(os.path.join(checkpoint, STAGE_SUBFOLDERS["rrdb"], "config.json")):
+            raise ValueError(
+                f"{checkpoint!r} is a checkpoint of a `--stage rrdb` run: only `--stage diffusion` checkpoints export "
+                "as a pipeline (a `--stage rrdb` run's output folder is the encoder to pass as `--pretrained_encoder`)."
+            )
         raise ValueError(f"{checkpoint!r} is not a checkpoint of a `--stage diffusion` run (no unet/config.json).")
     unet = SRDiffUNet2DModel.from_pretrained(unet_folder)
     ema_folder = os.path.join(checkpoint, EMA_SUBFOLDER)
@@ -70,6 +81,8 @@ def export_pipeline(
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     if not checkpoints:
         raise ValueError("Give at least one checkpoint to export.")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"The output folder {output_dir!r} is a file: choose a folder (it is created if missing).")
     if os.path.exists(os.path.join(output_dir, "model_index.json")) and not overwrite:
         raise ValueError(
             f"{output_dir!r} already holds a pipeline; pass `overwrite=True` (`--overwrite`) to replace it."
@@ -95,7 +108,11 @@ def export_pipeline(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Export a stage-diffusion checkpoint as an SRDiffPipeline folder.")
+    """The command line; a wrong checkpoint, encoder or output folder is one `error:` line and exit status 2."""
+    parser = argparse.ArgumentParser(
+        prog="python -m srdiff_diffusers.training.export",
+        description="Export a stage-diffusion checkpoint as an SRDiffPipeline folder.",
+    )
     parser.add_argument(
         "checkpoint", nargs="+", help="A checkpoint-N folder of a `--stage diffusion` run; several: their mean."
     )
@@ -104,7 +121,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
     args = parser.parse_args(argv)
-    export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
+    try:
+        export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
+    except USER_ERRORS as error:
+        print(user_error_line(parser.prog, error), file=sys.stderr)
+        return 2
     print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
     return 0
 

@@ -3,13 +3,14 @@
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ logger = get_logger(__name__)
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Subfolders of a checkpoint and of the final model.
 SUBFOLDERS = {RRDBEncoder: "encoder", SRDiffUNet2DModel: "unet"}
+STAGE_SUBFOLDERS = {"rrdb": SUBFOLDERS[RRDBEncoder], "diffusion": SUBFOLDERS[SRDiffUNet2DModel]}
 EMA_SUBFOLDER = "ema"
 LOSS_LOG = "loss_log.jsonl"
 
@@ -59,10 +61,24 @@ def check_args(args) -> None:
         )
     if args.pretrained_encoder and not os.path.isdir(args.pretrained_encoder):
         raise ValueError(f"`--pretrained_encoder` {args.pretrained_encoder!r} is not a folder.")
-    if args.resolution % args.upscale_factor:
+    scale = args.upscale_factor
+    if scale < 2 or scale & (scale - 1):
+        raise ValueError(f"`--upscale_factor` must be a power of two >= 2 (2, 4, 8), got {scale}.")
+    # The encoder's dense blocks grow by `num_features // 2` channels, which must not be 0.
+    if args.rrdb_num_features < 2:
+        raise ValueError(f"`--rrdb_num_features` must be >= 2, got {args.rrdb_num_features}.")
+    # Not adapted to fewer blocks: the paper's code takes the same features and fails likewise.
+    if args.rrdb_num_blocks < 2:
         raise ValueError(
-            f"`--resolution` ({args.resolution}) must be a multiple of `--upscale_factor` ({args.upscale_factor})."
+            f"`--rrdb_num_blocks` must be >= 2, got {args.rrdb_num_blocks}: the noise predictor is conditioned on the "
+            "encoder's features 2, 5, 8, ... (the block outputs, then the trunk output), as in the paper's code, and "
+            "fewer blocks give none (the paper uses 8)."
         )
+    minimum, why = min_resolution(args)
+    if args.resolution < minimum:
+        raise ValueError(f"`--resolution` must be at least {minimum} ({why}), got {args.resolution}.")
+    if args.resolution % scale:
+        raise ValueError(f"`--resolution` ({args.resolution}) must be a multiple of `--upscale_factor` ({scale}).")
     multiple = 2 ** (len(args.unet_block_out_channels) - 1)
     if args.stage == "diffusion" and args.resolution % multiple:
         raise ValueError(
@@ -77,6 +93,26 @@ def check_args(args) -> None:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
+
+
+def min_resolution(args) -> Tuple[int, str]:
+    """The smallest `--resolution` (HR patch) this stage can train on, and why."""
+    scale = args.upscale_factor
+    if args.stage == "rrdb":
+        return scale, f"one LR pixel at `--upscale_factor` {scale}"
+    # The U-Net's lowest level reflection-pads by one pixel, so it needs 2 (HR 2 * multiple), as the pipeline's
+    # `_lr_size_rule`; the patch must also be a multiple of the scale and of the U-Net's multiple.
+    levels = len(args.unet_block_out_channels)
+    multiple = 2 ** (levels - 1)
+    step = math.lcm(scale, multiple)
+    minimum = step * -(-2 * multiple // step)
+    why = (
+        f"`--unet_block_out_channels` has {levels} levels: the U-Net halves the patch {levels - 1} times and needs "
+        "2 px at its lowest level"
+    )
+    if minimum > 2 * multiple:
+        why += f", and the patch must be a multiple of {step}"
+    return minimum, why
 
 
 def load_encoder(path: str) -> RRDBEncoder:
@@ -136,18 +172,72 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int, total_
 
 
 def resolve_resume(args) -> Optional[str]:
+    """The checkpoint to resume from (`None`: a new run), checked to be one of this stage ([`check_checkpoint`])."""
     if not args.resume_from_checkpoint:
         return None
     if args.resume_from_checkpoint == "latest":
         found = list_checkpoints(args.output_dir)
-        if not found:
-            logger.info(f"No checkpoint in {args.output_dir}; starting a new run.")
-            return None
-        return found[-1]
+        if found:
+            check_checkpoint(found[-1], args)
+        return found[-1] if found else None
     path = args.resume_from_checkpoint
+    if not os.path.exists(path):
+        raise ValueError(f"`--resume_from_checkpoint` {path!r} not found; pass a checkpoint-N folder or 'latest'.")
     if not os.path.isdir(path) or not CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(path))):
         raise ValueError(f"`--resume_from_checkpoint` {path!r} is not a checkpoint-N folder; pass one or 'latest'.")
+    check_checkpoint(path, args)
     return path
+
+
+def _holds_model(folder: str) -> bool:
+    """Whether `folder` holds a `save_pretrained` model: its config and its weights."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        return False
+    return any(name.startswith("diffusion_pytorch_model") for name in os.listdir(folder))
+
+
+def check_checkpoint(path: str, args) -> None:
+    """
+    Raises `ValueError` unless the checkpoint `path` holds what this run's stage saves (see `save_model_hook`), before
+    anything is loaded: diffusers' own error would only say that some `config.json` is missing.
+    """
+    if args.resume_from_checkpoint == "latest":
+        where = f"The newest checkpoint in `--output_dir` ({path!r}, chosen by `--resume_from_checkpoint latest`)"
+    else:
+        where = f"`--resume_from_checkpoint` {path!r}"
+    own = STAGE_SUBFOLDERS[args.stage]
+    if not _holds_model(os.path.join(path, own)):
+        for stage, subfolder in STAGE_SUBFOLDERS.items():
+            if stage != args.stage and _holds_model(os.path.join(path, subfolder)):
+                raise ValueError(
+                    f"{where} is a checkpoint of a `--stage {stage}` run (it holds `{subfolder}/`, not `{own}/`), "
+                    f"and this run is `--stage {args.stage}`: resume from a checkpoint of a `--stage {args.stage}` "
+                    "run, or use another `--output_dir`."
+                )
+        raise ValueError(
+            f"{where} is an incomplete checkpoint: it lacks `{own}/` (config.json and weights), which every "
+            f"checkpoint of a `--stage {args.stage}` run holds. Resume from another checkpoint-N folder, or delete "
+            "this one."
+        )
+    if args.use_ema and not _holds_model(os.path.join(path, EMA_SUBFOLDER)):
+        raise ValueError(
+            f"{where} has no EMA weights (`{EMA_SUBFOLDER}/`): its run was trained without `--use_ema`. Resume "
+            "without `--use_ema`, or start a new run with it."
+        )
+
+
+def config_differences(saved, built) -> str:
+    """The architecture settings (config keys without a leading `_`) in which two model configs differ, as text."""
+
+    def plain(value):
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    keys = sorted(k for k in {**saved, **built} if not k.startswith("_"))
+    return ", ".join(
+        f"{k}={plain(saved.get(k))!r} in the checkpoint, {plain(built.get(k))!r} here"
+        for k in keys
+        if plain(saved.get(k)) != plain(built.get(k))
+    )
 
 
 def step_generator(seed: int, micro_batch: int, process_index: int) -> torch.Generator:
@@ -189,6 +279,8 @@ def main(args) -> TrainingResult:
     """
     check_args(args)
     check_output_dir(args)
+    # Before anything is created or loaded, so that a wrong checkpoint is reported at once.
+    resume_path = resolve_resume(args)
 
     logging_dir = os.path.join(args.output_dir, "logs")
     accelerator = Accelerator(
@@ -207,14 +299,14 @@ def main(args) -> TrainingResult:
         file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(name)s - %(message)s"))
         logging.getLogger().addHandler(file_handler)
     try:
-        return _train(args, accelerator)
+        return _train(args, accelerator, resume_path)
     finally:
         if file_handler is not None:
             logging.getLogger().removeHandler(file_handler)
             file_handler.close()
 
 
-def _train(args, accelerator: Accelerator) -> TrainingResult:
+def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> TrainingResult:
     logger.info(accelerator.state, main_process_only=False)
     set_seed(args.seed)
 
@@ -260,16 +352,22 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
                 ema.save_pretrained(os.path.join(output_dir, EMA_SUBFOLDER))
 
     def load_model_hook(models, input_dir):
+        while models:
+            target = unwrap(accelerator, models.pop())
+            loaded = model_cls.from_pretrained(input_dir, subfolder=subfolder)
+            differences = config_differences(loaded.config, target.config)
+            if differences:  # else `load_state_dict` fails with a list of mismatched tensor shapes
+                raise ValueError(
+                    f"The checkpoint {input_dir!r} holds another {model_cls.__name__} than this run builds "
+                    f"({differences}): resume with the model options of the run that saved it."
+                )
+            target.load_state_dict(loaded.state_dict())
         if ema is not None:
             with warnings.catch_warnings():  # raised inside diffusers' own EMAModel.from_pretrained
                 warnings.filterwarnings("ignore", "It is deprecated to pass a pretrained", FutureWarning)
                 loaded_ema = EMAModel.from_pretrained(os.path.join(input_dir, EMA_SUBFOLDER), model_cls)
             ema.load_state_dict(loaded_ema.state_dict())
             ema.to(accelerator.device)
-        while models:
-            target = unwrap(accelerator, models.pop())
-            loaded = model_cls.from_pretrained(input_dir, subfolder=subfolder)
-            target.load_state_dict(loaded.state_dict())
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
@@ -316,7 +414,8 @@ def _train(args, accelerator: Accelerator) -> TrainingResult:
 
     # 5. resume
     global_step = 0
-    resume_path = resolve_resume(args)
+    if resume_path is None and args.resume_from_checkpoint == "latest":
+        logger.info(f"No checkpoint in {args.output_dir}; starting a new run.")
     if resume_path is not None:
         logger.info(f"Resuming from {resume_path}")
         accelerator.load_state(resume_path)
@@ -439,6 +538,10 @@ def save_final(args, trained, encoder, result: TrainingResult) -> None:
 
 def check_output_dir(args) -> None:
     """Refuses to start a run whose final save would replace a model already in `--output_dir`."""
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise ValueError(
+            f"`--output_dir` {args.output_dir!r} is a file, not a folder: choose a folder (it is created if missing)."
+        )
     final = "config.json" if args.stage == "rrdb" else "model_index.json"
     path = os.path.join(args.output_dir, final)
     if os.path.exists(path) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
