@@ -73,3 +73,14 @@ def test_staging_folders_are_new_hidden_siblings_with_default_permissions(tmp_pa
         assert folder.parent == target.parent and folder.name.startswith(".converted.converting-")
         assert folder.is_dir() and not os.listdir(folder) and mode(folder) == 0o755
     assert first != second and not target.exists()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_saved_weights_are_as_readable_as_their_configs(tmp_path, umask, mask):
+    from conftest import tiny_pipeline
+
+    umask(mask)
+    tiny_pipeline().save_pretrained(tmp_path / "model")  # safetensors 0.8 alone leaves its files 0600
+    for part in ("unet", "encoder"):
+        weights = tmp_path / "model" / part / "diffusion_pytorch_model.safetensors"
+        assert mode(weights) == mode(tmp_path / "model" / part / "config.json") == 0o666 & ~mask

@@ -12,6 +12,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from .readable_weights import ReadableWeightsMixin
 from .strict_loading import StrictLoadingMixin
 
 
@@ -77,7 +78,7 @@ class RRDB(nn.Module):
         return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
 
 
-class RRDBEncoder(StrictLoadingMixin, ModelMixin, ConfigMixin):
+class RRDBEncoder(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMixin):
     r"""
     The LR encoder of SRDiff: an RRDB network (ESRGAN) whose block outputs condition the noise predictor. Its own SR
     head is trained first with an L1 loss; it then gives the PSNR-oriented "RRDB" result of the paper's tables.

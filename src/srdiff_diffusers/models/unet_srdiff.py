@@ -13,6 +13,7 @@ from diffusers.models.unets.unet_2d import UNet2DOutput
 
 from .activations import mish, mish_
 from .padding import reflection_pad1
+from .readable_weights import ReadableWeightsMixin
 from .strict_loading import StrictLoadingMixin
 
 
@@ -90,7 +91,7 @@ class SRDiffUpBlock2D(nn.Module):
         self.upsampler = nn.ConvTranspose2d(out_channels, out_channels, 4, stride=2, padding=1)
 
 
-class SRDiffUNet2DModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
+class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMixin):
     r"""
     The conditional noise predictor of SRDiff. It predicts the noise in a diffused HR residual, conditioned on
     low-resolution features of an [`RRDBEncoder`], which a transposed convolution projects to HR size and adds to
