@@ -29,7 +29,10 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     # The shipped default model (safetensors + configs, about 16 MB).
-    package_data={"srdiff_diffusers": ["pretrained/*/*.json", "pretrained/*/*.md", "pretrained/*/*/*"]},
+    # The model card template: a link to the repository's model_card.md, copied into wheels.
+    package_data={
+        "srdiff_diffusers": ["pretrained/*/*.json", "pretrained/*/*.md", "pretrained/*/*/*", "training/model_card.md"]
+    },
     python_requires=">=3.9",
     install_requires=install_requires,
     extras_require=extras,

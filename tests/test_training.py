@@ -462,6 +462,28 @@ def test_model_card_has_hub_metadata_arguments_and_numbers(tmp_path):
     assert 'from_pretrained("someone/srdiff-x4")' in text and "{{" not in text
 
 
+def test_model_card_of_each_stage_and_preset_says_what_the_folder_is(tmp_path):
+    def card_text(*extra):
+        args = parse_args(["--train_data_dir", "/data/faces/HR", "--output_dir", str(tmp_path), *extra])
+        return render_model_card(args, TrainingResult(), template=REPO_ROOT / "model_card.md").text
+
+    encoder_card = card_text("--stage", "rrdb", "--upscale_factor", "8")
+    assert 'RRDBEncoder.from_pretrained("path/to/this/folder")' in encoder_card  # not a pipeline: no model_index.json
+    assert "SRDiffPipeline.from_pretrained" not in encoder_card and "An x8 single-image" in encoder_card
+    faces = card_text("--stage", "diffusion", "--pretrained_encoder", "/runs/rrdb", "--preset", "faces")
+    assert "SRDiffPipeline.from_pretrained" in faces and "aligned face crops" in faces
+    assert "natural photographs" not in faces and "{{" not in faces and "{%" not in faces
+    photos = card_text("--stage", "diffusion", "--pretrained_encoder", "/runs/rrdb")
+    assert "natural photographs" in photos and "aligned face crops" not in photos
+
+
+def test_the_installed_package_carries_the_model_card_template():
+    import srdiff_diffusers.training.model_card as model_card
+
+    packaged = Path(model_card.__file__).parent / "model_card.md"  # what a wheel install finds (see setup.py)
+    assert packaged.read_text() == (REPO_ROOT / "model_card.md").read_text()
+
+
 def test_model_card_of_an_exported_checkpoint(tmp_path):
     from srdiff_diffusers.training.model_card import main as model_card_main
 

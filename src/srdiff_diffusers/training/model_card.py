@@ -70,6 +70,7 @@ def render_model_card(
         card_data,
         template_path=str(template or template_path()),
         stage=args.stage,
+        preset=getattr(args, "preset", "none"),
         dataset=dataset,
         upscale_factor=args.upscale_factor,
         arguments=arguments,
