@@ -208,13 +208,19 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
         "checkpoint-2", "checkpoint-4", "checkpoint-6"
     ]  # fmt: skip
 
-    # a run "killed" after step 2: its folder holds only checkpoint-2
+    # a run "killed" during step 4: its folder holds checkpoint-2 and the losses of steps 1-3
     (tmp_path / "resumed").mkdir()
     shutil.copytree(tmp_path / "full" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    full_log = (tmp_path / "full" / "loss_log.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "resumed" / "loss_log.jsonl").write_text("".join(full_log[:3]))
     resumed = train(tmp_path, "diffusion", *common, "--resume_from_checkpoint", "latest", data=data, output="resumed")
     assert sorted(resumed.losses) == [3, 4, 5, 6]
     for step in (3, 4, 5, 6):
         assert resumed.losses[step] == pytest.approx(full.losses[step], abs=1e-6), step
+    # the log holds each step once: step 3, trained again after the resume, is not repeated
+    records = [json.loads(line) for line in (tmp_path / "resumed" / "loss_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in records] == pytest.approx([json.loads(line)["loss"] for line in full_log], abs=1e-6)
     # any checkpoint exports as a pipeline; with EMA its weights are the EMA's, as in the final save
     from srdiff_diffusers.training import export_pipeline
 

@@ -28,6 +28,7 @@ from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from ..utils.cpu_memory import retain_freed_cpu_memory
+from ..utils.io import atomic_write
 from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, attach_lr_images, load_hr_images
 
@@ -226,6 +227,18 @@ def check_checkpoint(path: str, args) -> None:
         )
 
 
+def truncate_loss_log(path: str, last_step: int) -> None:
+    """Drops the steps after `last_step` from the loss log: a resumed run trains them again and logs them anew."""
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    # a run killed mid-write can leave a partial last line; it is after the checkpoint, so it goes too
+    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= last_step]
+    if len(kept) != len(lines):
+        atomic_write(path, "".join(kept))
+
+
 def config_differences(saved, built) -> str:
     """The architecture settings (config keys without a leading `_`) in which two model configs differ, as text."""
 
@@ -420,6 +433,8 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
         logger.info(f"Resuming from {resume_path}")
         accelerator.load_state(resume_path)
         global_step = int(CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(resume_path))).group(1))
+        if accelerator.is_main_process:
+            truncate_loss_log(os.path.join(args.output_dir, LOSS_LOG), global_step)
 
     accumulation = args.gradient_accumulation_steps
     sampler = StepSampler(
