@@ -136,6 +136,15 @@ def test_images_over_the_decompression_bomb_limit(model_dir, inputs, tmp_path, c
     assert len(err.strip().splitlines()) == 1
 
 
+def test_an_image_too_large_for_the_memory_is_one_error_line(model_dir, inputs, tmp_path, capsys, monkeypatch):
+    from srdiff_diffusers.pipelines import pipeline_srdiff
+
+    monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: 1000)
+    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "srdiff upscale: error: Upscaling 1 image(s) x4" in err and "Traceback" not in err
+
+
 def test_missing_init_image_is_named(model_dir, inputs, tmp_path, capsys):
     argv = ["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "out"), "--model", model_dir, "--steps", "1"]
     assert main(argv + ["--init-image", str(tmp_path / "nope.png")]) == 1

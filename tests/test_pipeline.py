@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 
 import numpy as np
@@ -317,6 +318,36 @@ def test_tiny_images_work(pipe):
 def test_bad_images(pipe, image, error, message):
     with pytest.raises(error, match=message):
         pipe(image, num_inference_steps=1)
+
+
+def test_images_too_large_for_the_memory_left_are_refused_before_any_work(pipe, monkeypatch):
+    from srdiff_diffusers.pipelines import pipeline_srdiff
+
+    lr = torch.rand(2, 3, 16, 12)
+    hr_pixels = 2 * 3 * 64 * 48  # two images x three samples, x4
+    needed = pipeline_srdiff._BYTES_PER_HR_PIXEL * hr_pixels // 2 + pipeline_srdiff._BYTES_PER_FINISHED_PIXEL * hr_pixels
+    calls = []
+    monkeypatch.setattr(pipe.unet, "forward", lambda *a, **k: calls.append(1))  # no work may start
+    monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: needed - 1)
+    with pytest.raises(MemoryError, match=r"largest 12x16 LR pixels\) needs about .* GiB .* set SRDIFF_SKIP_MEMORY"):
+        pipe(lr, num_inference_steps=1, num_images_per_prompt=3)
+    assert not calls
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: needed)
+    assert len(pipe(lr, num_inference_steps=1, num_images_per_prompt=3).images) == 6
+    monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: 0)
+    monkeypatch.setenv("SRDIFF_SKIP_MEMORY_CHECK", "1")
+    assert len(pipe(lr, num_inference_steps=1).images) == 2
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/meminfo"), reason="reads /proc/meminfo (Linux)")
+def test_available_cpu_memory_is_within_the_machine():
+    from srdiff_diffusers.utils.cpu_memory import available_cpu_memory
+
+    with open("/proc/meminfo") as f:
+        fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}
+    available = available_cpu_memory()
+    assert 0 < available <= fields["MemTotal"] + fields.get("SwapTotal", 0)
 
 
 def test_a_truncated_file_opened_lazily_is_a_clear_error(pipe, tmp_path):

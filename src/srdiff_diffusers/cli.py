@@ -35,8 +35,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     module = importlib.import_module(f"srdiff_diffusers.commands.{args.command}")
     try:
         return module.run(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError, FloatingPointError) as error:
-        # User mistakes (and the non-finite guard's advice on diverged weights) get one clear line, not a traceback.
+    except (ValueError, TypeError, OSError, FloatingPointError, MemoryError) as error:
+        # User mistakes, the non-finite guard's advice on diverged weights and the pipeline's memory check get one
+        # clear line, not a traceback.
         print(f"srdiff {args.command}: error: {error}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..image_processing import imresize, prepare_images, tensor_to_pil, to_output_channels
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
+from ..utils.cpu_memory import available_cpu_memory
 from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
 from ..utils.precision import NonFiniteGuard
 from ..utils.schedulers import fast_scheduler
@@ -95,6 +96,14 @@ def check_pipeline_folder(folder: Union[str, os.PathLike], variant: Optional[str
                 f"{part} has no weights diffusion_pytorch_model{infix}.safetensors{found}; the model folder is "
                 "incomplete, copy or download it again."
             )
+
+
+# Memory of the full-size tensors of the image being upscaled (latents, noise, up(LR), the tiled prediction and its
+# blending weights, the scheduler's temporaries), per HR pixel and sample: 89-99 bytes measured on the CPU (default
+# model, HR 2048^2 and 4096^2); and of each finished image until all are post-processed.
+_BYTES_PER_HR_PIXEL = 96
+_BYTES_PER_FINISHED_PIXEL = 16
+SKIP_MEMORY_CHECK_VARIABLE = "SRDIFF_SKIP_MEMORY_CHECK"
 
 
 def _check_count(value, name: str) -> None:
@@ -202,6 +211,30 @@ class SRDiffPipeline(DiffusionPipeline):
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` may contain only {self._callback_tensor_inputs}, got "
                 f"{callback_inputs}."
+            )
+
+    def _check_cpu_memory(self, prepared, num_samples: int) -> None:
+        """
+        Refuses, before any work, images whose full-size tensors cannot fit in the memory left on the CPU: tiling
+        bounds the networks' memory, not that of the HR-size latents, and a run that outgrows the memory is killed
+        by the system without a word, possibly hours in.
+        """
+        if self._execution_device.type != "cpu" or os.environ.get(SKIP_MEMORY_CHECK_VARIABLE, "0") not in ("", "0"):
+            return
+        available = available_cpu_memory()
+        if available is None:
+            return
+        scale = self.upscale_factor
+        pixels = [item.rgb.shape[-2] * item.rgb.shape[-1] * scale * scale * num_samples for item in prepared]
+        needed = _BYTES_PER_HR_PIXEL * max(pixels) + _BYTES_PER_FINISHED_PIXEL * sum(pixels)
+        if needed > available:
+            largest = prepared[pixels.index(max(pixels))].rgb
+            raise MemoryError(
+                f"Upscaling {len(prepared)} image(s) x{scale} ({num_samples} sample(s) each, the largest "
+                f"{largest.shape[-1]}x{largest.shape[-2]} LR pixels) needs about {needed / 2**30:.1f} GiB of memory "
+                f"for its full-size tensors, and {available / 2**30:.1f} GiB is available. Upscale fewer samples or "
+                "images per call, or the image in parts (crops); or set "
+                f"{SKIP_MEMORY_CHECK_VARIABLE}=1 to try anyway."
             )
 
     def _lr_size_rule(self) -> Tuple[int, int]:
@@ -436,6 +469,7 @@ class SRDiffPipeline(DiffusionPipeline):
                 f"of them, got {type(generator).__name__}."
             )
         prepared = prepare_images(image)
+        self._check_cpu_memory(prepared, num_images_per_prompt)
         total = len(prepared) * num_images_per_prompt
         init_images = self._check_manipulation_inputs(prepared, total, latents, init_image, strength, tile_overlap)
         if isinstance(generator, list) and len(generator) != total:

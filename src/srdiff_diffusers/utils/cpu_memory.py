@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+from typing import Optional
 
 from diffusers.utils import logging
 
@@ -72,3 +73,26 @@ def retain_freed_cpu_memory(threshold: int = 2**31 - 1) -> bool:
     if not applied:
         logger.info("glibc refused the malloc thresholds; freed CPU memory keeps going back to the system.")
     return applied
+
+
+def available_cpu_memory() -> Optional[int]:
+    r"""
+    The bytes of memory the system can still give this process: `MemAvailable` plus `SwapFree` from `/proc/meminfo`,
+    and no more than a cgroup (v2) limit leaves, as in a container. `None` where this is unknown (not Linux).
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}
+        available = fields["MemAvailable"] + fields.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as f:
+            used = int(f.read())
+        if limit != "max":
+            available = min(available, max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return available
