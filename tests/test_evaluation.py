@@ -30,7 +30,7 @@ from srdiff_diffusers.evaluation import (
     ssim_torch,
     super_resolve,
 )
-from srdiff_diffusers.evaluation.loop import to_uint8_rgb
+from srdiff_diffusers.evaluation.loop import min_evaluable_size, to_uint8_rgb
 from srdiff_diffusers.evaluation.report import markdown_table, write_json
 
 from conftest import DATASETS, require_dir, tiny_pipeline
@@ -404,6 +404,29 @@ def test_cli_errors(data, capsys):
     (data / "mine" / "notes.txt").write_text("keep")
     assert "not an `srdiff evaluate` report" in error_of("--hr-dir", hr, "--scale", "4", "-o", str(data / "mine"))
     assert sorted(p.name for p in (data / "mine").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_the_smallest_evaluable_size_is_what_the_metrics_take(scale):
+    minimum = min_evaluable_size(scale)
+    rng = np.random.default_rng(scale)
+    for size, fits in ((minimum, True), (minimum - scale, False)):  # sizes are multiples of the scale
+        hr = rng.integers(0, 256, (size, size + scale, 3), dtype=np.uint8)
+        sr = rng.integers(0, 256, hr.shape, dtype=np.uint8)
+        if fits:  # every metric of the report runs on it
+            assert np.isfinite(image_metrics_of(hr, sr, scale)).all()
+        else:  # the metrics themselves refuse it, and prepare_pair says why first, for the image and for `crop`
+            with pytest.raises(ValueError, match="SSIM"):
+                image_metrics_of(hr, sr, scale)
+            with pytest.raises(ValueError, match=f"too small: at x{scale} the metrics need at least {minimum}x"):
+                prepare_pair(hr, scale=scale)
+            with pytest.raises(ValueError, match=f"crop to {minimum} or more"):
+                prepare_pair(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), scale=scale, crop=size)
+
+
+def image_metrics_of(hr, sr, scale):
+    """PSNR/SSIM in both conventions straight from `evaluation.metrics` (not through prepare_pair)."""
+    return [metric(sr, hr, convention=c, scale=scale) for metric in (psnr, ssim) for c in ("paper", "y")]
 
 
 def test_sixteen_bit_files_are_rounded_to_eight_bits_not_clipped(tmp_path):

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..image_processing import imresize
 from ..utils.image_files import SIXTEEN_BIT_MODES, open_image, sixteen_bit_to_unit_float
-from .metrics import diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
+from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
 
@@ -89,6 +89,13 @@ def _to_numpy(batch: torch.Tensor) -> List[np.ndarray]:
     return [np.ascontiguousarray(item) for item in batch.permute(0, 2, 3, 1).cpu().numpy()]
 
 
+def min_evaluable_size(scale: int) -> int:
+    """The smallest HR side every metric takes at this scale: a multiple of it, with SSIM-Y's window left after the
+    `scale`-pixel border that the Y convention crops."""
+    needed = 2 * scale + Y_SSIM_WINDOW
+    return -(-needed // scale) * scale
+
+
 def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: str = "image"):
     """
     Makes the (HR, LR) pair that is evaluated, without ever resampling the ground truth.
@@ -110,9 +117,14 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
     """
     hr = to_uint8_rgb(hr, f"HR image {name!r}")
     lr = None if lr is None else to_uint8_rgb(lr, f"LR image {name!r}")
+    minimum = min_evaluable_size(scale)
     if crop is not None:
-        if crop < scale:
-            raise ValueError(f"`crop` ({crop}) must be at least the scale ({scale}).")
+        if crop < minimum:
+            raise ValueError(
+                f"`crop` ({crop}) is too small: at x{scale} the metrics need HR images of at least {minimum}x{minimum} "
+                f"(PSNR-Y and SSIM-Y crop a {scale}-pixel border, and SSIM-Y's window is {Y_SSIM_WINDOW}x"
+                f"{Y_SSIM_WINDOW}); crop to {minimum} or more."
+            )
         height, width = hr.shape[:2]
         crop_h, crop_w = min(crop, height) // scale * scale, min(crop, width) // scale * scale
         top, left = (height - crop_h) // 2 // scale * scale, (width - crop_w) // 2 // scale * scale
@@ -120,8 +132,12 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
         if lr is not None:
             lr = lr[top // scale : (top + crop_h) // scale, left // scale : (left + crop_w) // scale]
     height, width = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
-    if height == 0 or width == 0:
-        raise ValueError(f"HR image {name!r} ({hr.shape[1]}x{hr.shape[0]}) is smaller than the scale {scale}.")
+    if min(height, width) < minimum:
+        raise ValueError(
+            f"HR image {name!r} ({hr.shape[1]}x{hr.shape[0]}{' after `crop`' if crop else ''}) is too small: at "
+            f"x{scale} the metrics need at least {minimum}x{minimum} (PSNR-Y and SSIM-Y crop a {scale}-pixel border, "
+            f"and SSIM-Y's window is {Y_SSIM_WINDOW}x{Y_SSIM_WINDOW})."
+        )
     hr = np.ascontiguousarray(hr[:height, :width])
     if lr is None:
         lr = _to_numpy(imresize(_to_tensor(hr), scale=1 / scale))[0]

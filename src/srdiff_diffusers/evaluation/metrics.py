@@ -43,6 +43,9 @@ _Y_COEFFICIENTS = (65.481, 128.553, 24.966)
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Side of the Gaussian window of the 'y' convention's SSIM (Wang et al.), hence the smallest image it takes.
+Y_SSIM_WINDOW = 11
+
 def _check_convention(convention: str, scale: Optional[int]) -> None:
     if convention not in CONVENTIONS:
         raise ValueError(f"`convention` must be one of {CONVENTIONS}, got {convention!r}.")
@@ -256,7 +259,7 @@ def ssim_torch(
         # scikit-image: uniform 7x7 window, sample covariance (NP / (NP - 1)), a 3-pixel border of the map ignored.
         size, window, cov_norm = 7, None, 49 / 48
     else:
-        size, window, cov_norm = 11, _gaussian_window(device=prediction.device), 1.0
+        size, window, cov_norm = Y_SSIM_WINDOW, _gaussian_window(device=prediction.device), 1.0
     height, width = prediction.shape[-2:]
     if height < size or width < size:
         raise ValueError(
