@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 from diffusers.configuration_utils import FrozenDict
+from safetensors.torch import load_file
 
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
@@ -41,9 +42,9 @@ def _load_unet(checkpoint: str, use_ema: bool) -> SRDiffUNet2DModel:
     unet = SRDiffUNet2DModel.from_pretrained(unet_folder)
     ema_folder = os.path.join(checkpoint, EMA_SUBFOLDER)
     if use_ema and os.path.isdir(ema_folder):
-        # The EMA folder's config also holds the EMA's own state; take only its weights, keep the unet's config.
-        ema_unet = SRDiffUNet2DModel.from_pretrained(ema_folder)
-        unet.load_state_dict(ema_unet.state_dict())
+        # The EMA folder's config also holds the EMA's own state (decay, step, ...), which a U-Net built from it
+        # would warn about; take only its weights (strictly: every tensor, the unet's shapes), keep the unet's config.
+        unet.load_state_dict(load_file(os.path.join(ema_folder, "diffusion_pytorch_model.safetensors")))
     return unet
 
 
