@@ -1,6 +1,7 @@
 """SRDiffPipeline: shapes, determinism, schedulers against a hand-written DDPM loop, input modes, errors, round trips."""
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -445,6 +446,15 @@ def test_save_load_round_trip(tmp_path):
     torch.testing.assert_close(run(loaded, lr, output_type="raw"), run(pipe, lr, output_type="raw"), rtol=0, atol=1e-6)
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
 def test_loading_a_broken_folder_fails_loudly(tmp_path):
     tiny_pipeline().save_pretrained(tmp_path)
     folder = str(tmp_path)  # diffusers' pipeline loader takes str, not Path
@@ -452,8 +462,25 @@ def test_loading_a_broken_folder_fails_loudly(tmp_path):
     state = load_file(weights)
     del state["conv_out.bias"]
     save_file(state, weights, metadata={"format": "pt"})
-    with pytest.raises(ValueError, match="weights missing from the file: conv_out.bias"):
-        SRDiffPipeline.from_pretrained(folder)
+    logged = _Records()
+    loading_logger = logging.getLogger("diffusers.models.modeling_utils")  # diffusers' loggers do not propagate
+    loading_logger.addHandler(logged)
+    try:
+        with pytest.raises(ValueError, match="weights missing from the file: conv_out.bias"):
+            SRDiffPipeline.from_pretrained(folder)
+        # diffusers' "You should probably TRAIN this model" is not printed before a refusal
+        assert not any("TRAIN" in record.getMessage() for record in logged.records)
+        # what is held back during a load is logged after all when the load succeeds
+        from srdiff_diffusers.models.strict_loading import _HeldRecords
+
+        held = _HeldRecords()
+        with held:
+            loading_logger.warning("held back")
+        assert not logged.records
+        held.release()
+        assert [record.getMessage() for record in logged.records] == ["held back"]
+    finally:
+        loading_logger.removeHandler(logged)
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="encoder has no weights diffusion_pytorch_model.safetensors;"):
         SRDiffPipeline.from_pretrained(folder)

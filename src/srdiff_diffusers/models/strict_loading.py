@@ -1,6 +1,7 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """Loading that fails when a weight file does not match its config, instead of leaving random weights."""
 
+import logging
 import re
 from typing import List
 
@@ -24,8 +25,10 @@ class StrictLoadingMixin:
             )
         subfolder = kwargs.get("subfolder")
         where = f"{pretrained_model_name_or_path}" + (f" (subfolder {subfolder!r})" if subfolder else "")
+        held = _HeldRecords()
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+            with held:  # diffusers' advice to TRAIN a partly random model must not precede our refusal
+                model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
         except ValueError as error:
             # diffusers refuses a weight of the wrong shape itself, without naming the model, and advises the
             # opt-in that would leave it random.
@@ -47,7 +50,33 @@ class StrictLoadingMixin:
                 problems.append(f"{what}: {shown}")
         if problems:
             raise ValueError(_mismatch_message(where, cls.__name__, problems))
+        held.release()  # the model loaded: whatever diffusers logged still applies
         return (model, info) if output_loading_info else model
+
+
+class _HeldRecords(logging.Filter):
+    """Holds back what diffusers' model loading logs while active; `release` logs it after all."""
+
+    _logger = logging.getLogger("diffusers.models.modeling_utils")
+
+    def __init__(self):
+        super().__init__()
+        self.records: List[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+    def __enter__(self):
+        self._logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._logger.removeFilter(self)
+
+    def release(self) -> None:
+        for record in self.records:
+            self._logger.handle(record)
 
 
 # diffusers' own refusal of a weight whose shape differs from the model's (ModelMixin.from_pretrained).
