@@ -378,6 +378,30 @@ def test_cli_given_lr_folder_and_bicubic_only(data, capsys):
     assert "LPIPS unavailable: disabled" in (out / "results.md").read_text()
 
 
+def test_cli_dataset_from_a_data_folder_or_a_saved_dataset(data, capsys):
+    datasets = pytest.importorskip("datasets")
+
+    def bicubic_psnr(*source):
+        out = data / f"report{len(list(data.glob('report*')))}"
+        assert main(["evaluate", *source, "--scale", "4", "--no-lpips", "-o", str(out)]) == 0
+        return json.loads((out / "summary.json").read_text())["methods"]["bicubic"]["psnr"]
+
+    expected = bicubic_psnr("--hr-dir", str(data / "hr"))
+    (data / "folder" / "train").mkdir(parents=True)
+    for name in ("a", "b"):
+        shutil.copy(data / "hr" / f"{name}.png", data / "folder" / "train" / f"{name}.png")
+    assert bicubic_psnr("--dataset", str(data / "folder"), "--split", "train") == pytest.approx(expected, abs=1e-9)
+    # a `save_to_disk` folder, which `load_dataset` refuses ("use load_from_disk")
+    images = [PIL.Image.open(data / "hr" / f"{name}.png") for name in ("a", "b")]
+    saved = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"image": images}, features=datasets.Features(
+        {"image": datasets.Image()}))})  # fmt: skip
+    saved.save_to_disk(str(data / "saved"))
+    assert bicubic_psnr("--dataset", str(data / "saved"), "--split", "test") == pytest.approx(expected, abs=1e-9)
+    assert main(["evaluate", "--dataset", str(data / "saved"), "--split", "train", "--scale", "4", "-o",
+                 str(data / "o_split")]) == 1  # fmt: skip
+    assert "has no split 'train'; it has ['test']" in capsys.readouterr().err
+
+
 def test_cli_errors(data, capsys):
     hr, model = str(data / "hr"), str(data / "model")
 

@@ -13,6 +13,7 @@ and SRDiff on a folder of HR images (or a `datasets` data set), written as a rep
 """
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -21,6 +22,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..utils.image_datasets import load_image_dataset
 from ..utils.image_files import open_image
 from .speed import (
     add_speed_arguments,
@@ -130,12 +132,10 @@ def check_sizes(hr_files: List[Path], lr_files: List[Path], scale: int) -> None:
 
 
 def load_dataset_images(args) -> Tuple[list, List[str]]:
+    if importlib.util.find_spec("datasets") is None:
+        raise ValueError("--dataset needs the `datasets` package: pip install \"srdiff-diffusers[train]\"")
     try:
-        import datasets
-    except ImportError:
-        raise ValueError("--dataset needs the `datasets` package: pip install \"srdiff-diffusers[train]\"") from None
-    try:
-        data = datasets.load_dataset(args.dataset, split=args.split)
+        data = load_image_dataset(args.dataset, args.split)
     except Exception as error:  # unreachable Hub, unknown split, ...: one clear line
         raise ValueError(f"could not load --dataset {args.dataset} (split {args.split!r}): {error}") from None
     if args.image_column not in data.column_names:

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..image_processing import imresize
-from ..utils.image_files import SIXTEEN_BIT_MODES, open_image, sixteen_bit_to_unit_float
+from ..utils.image_files import open_image, to_rgb8
 from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
@@ -69,14 +69,8 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
 
 
 def _pil_to_uint8_rgb(image: PIL.Image.Image, what: str) -> np.ndarray:
-    if image.mode in SIXTEEN_BIT_MODES:
-        # The metrics are defined on 8-bit images, as the benchmarks are: round 16-bit values (`convert("RGB")`
-        # would clip everything above 255 to white).
-        gray = np.round(sixteen_bit_to_unit_float(image, what) * 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if image.mode == "F":
-        raise ValueError(f"{what}: float (mode 'F') images have no fixed range; save it as an 8- or 16-bit image.")
-    return np.asarray(image.convert("RGB")).copy()
+    # The metrics are defined on 8-bit images, as the benchmarks are.
+    return np.asarray(to_rgb8(image, what)).copy()
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

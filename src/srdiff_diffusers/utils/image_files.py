@@ -40,3 +40,17 @@ def sixteen_bit_to_unit_float(image: PIL.Image.Image, path: Union[str, os.PathLi
     if array.min() < 0 or array.max() > 65535:
         raise ValueError(f"cannot read {path}: {image.mode} values outside 0..65535")
     return (array / 65535).astype(np.float32)
+
+
+def to_rgb8(image: PIL.Image.Image, what: Union[str, os.PathLike] = "image") -> PIL.Image.Image:
+    """
+    An image as 8-bit RGB (gray repeated, alpha dropped) for code that works on 8-bit data (metrics, training
+    patches): 16-bit gray is rounded to 8 bits (`convert("RGB")` would clip everything above 255 to white) and
+    float (mode "F") images, which have no fixed range, are refused.
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        gray = np.round(sixteen_bit_to_unit_float(image, what) * 255).astype(np.uint8)
+        return PIL.Image.fromarray(gray).convert("RGB")
+    if image.mode == "F":
+        raise ValueError(f"{what}: float (mode 'F') images have no fixed range; save it as an 8- or 16-bit image.")
+    return image.convert("RGB")
