@@ -50,13 +50,23 @@ def test_strength_zero_returns_the_guess_exactly(pipe):
     assert np.array_equal(np.asarray(pil), guess_uint8)
 
 
-def test_strength_one_is_plain_sampling(pipe):
+def test_strength_and_init_image_go_together(pipe):
     lr, guess = torch.rand(1, 3, 6, 6), torch.rand(1, 3, 24, 24)
     plain = pipe(lr, num_inference_steps=3, generator=_gen(), output_type="raw").images
-    refined = pipe(
-        lr, init_image=guess, strength=1.0, num_inference_steps=3, generator=_gen(), output_type="raw"
+    assert torch.equal(plain, pipe(lr, strength=1.0, num_inference_steps=3, generator=_gen(), output_type="raw").images)
+    # unset with a guess: the paper's t-bar = 50 (the CLI's --init-image default too)
+    half = pipe(lr, init_image=guess, strength=0.5, num_inference_steps=10, generator=_gen(), output_type="raw").images
+    unset = pipe(lr, init_image=guess, num_inference_steps=10, generator=_gen(), output_type="raw").images
+    assert torch.equal(half, unset) and not torch.equal(half, plain[:, :, :24, :24])
+    # a guess that strength 1 would ignore, and a mid-way start without a starting point, are refused
+    with pytest.raises(ValueError, match="would ignore `init_image`"):
+        pipe(lr, init_image=guess, strength=1.0, num_inference_steps=3)
+    with pytest.raises(ValueError, match="pass `init_image` .* or `latents`"):
+        pipe(lr, strength=np.float32(0.5), num_inference_steps=3)
+    numpy_strength = pipe(
+        lr, init_image=guess, strength=np.float32(0.5), num_inference_steps=10, generator=_gen(), output_type="raw"
     ).images
-    assert torch.equal(plain, refined)
+    assert torch.equal(numpy_strength, half)
 
 
 def test_refinement_diffuses_the_guess_residual_to_t_bar(pipe):
@@ -170,6 +180,11 @@ def test_fusion_rejects_bad_masks(pipe):
         fusion(target, source, np.full((32, 32), 2.0, dtype=np.float32))
     with pytest.raises(ValueError, match="source_image"):
         fusion(target, source[:16], np.ones((32, 32), dtype=bool))
+    mask = np.ones((32, 32), dtype=bool)
+    with pytest.raises(ValueError, match=r"`image` \(the target's LR image\) is \(10, 10\)"):  # not an "init image"
+        fusion(target, source, mask, image=torch.rand(3, 10, 10))
+    with pytest.raises(ValueError, match=r"in \[0, 1\) for content fusion"):
+        fusion(target, source, mask, strength=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -202,6 +217,16 @@ def test_interpolation_endpoints_equal_the_plain_samples_from_each_latent(pipe):
     assert (images[2] - plain_a[0]).abs().max() <= 1e-6
     assert (images[0] - plain_b[0]).abs().max() <= 1e-6
     assert (images[1] - plain_a[0]).abs().max() > 1e-3 and (images[1] - plain_b[0]).abs().max() > 1e-3
+    # weights as numpy or torch numbers, or a single number, are the same weights
+    for weights in (np.array([0.0, 0.5, 1.0], dtype=np.float32), torch.tensor([0.0, 0.5, 1.0])):
+        again = interp(lr, latents_a, latents_b, interpolation_weights=weights, strength=0.5, num_inference_steps=10,
+                       generator=_gen(7), output_type="raw").images  # fmt: skip
+        assert all(torch.equal(x, y) for x, y in zip(again, images))
+    one = interp(lr, latents_a, latents_b, interpolation_weights=0.5, strength=0.5, num_inference_steps=10,
+                 generator=_gen(7), output_type="raw").images  # fmt: skip
+    assert len(one) == 1 and torch.equal(one[0], images[1])
+    with pytest.raises(TypeError, match="torch.Generator"):
+        interp(lr, latents_a, latents_b, interpolation_weights=[0.5], strength=0.5, generator=1)
 
 
 def test_interpolation_from_sr_results_and_slerp(pipe):

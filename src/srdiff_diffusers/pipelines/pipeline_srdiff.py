@@ -398,7 +398,7 @@ class SRDiffPipeline(DiffusionPipeline):
         eta: float = 0.0,
         latents: Optional[torch.Tensor] = None,
         init_image: Optional[Union[PIL.Image.Image, np.ndarray, torch.Tensor, List]] = None,
-        strength: float = 1.0,
+        strength: Optional[float] = None,
         tile_size: Optional[Union[int, str]] = "auto",
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         lr_consistency: bool = False,
@@ -432,9 +432,10 @@ class SRDiffPipeline(DiffusionPipeline):
                 to refine (the core of Algorithm 3): their residual is diffused to t-bar = `strength` * T with the
                 same global noise and denoised from there. Supported by schedulers with `add_noise` that can start
                 mid-way: DDPM, DDIM, DPMSolverMultistep, UniPC.
-            strength (`float`, *optional*, defaults to 1.0): t-bar as a fraction of T (the paper's t-bar = 30, 50, 70
-                are 0.3, 0.5, 0.7). Only the scheduler's timesteps below t-bar are run. 1 is plain sampling (an
-                `init_image` is then ignored); 0 returns `init_image` as it is, without a network call.
+            strength (`float`, *optional*): t-bar as a fraction of T (the paper's t-bar = 30, 50, 70 are 0.3, 0.5,
+                0.7). Only the scheduler's timesteps below t-bar are run. Unset: 0.5 with `init_image`, else 1
+                (plain sampling from noise). 0 returns `init_image` as it is, without a network call; a value below 1
+                needs `init_image` or `latents`, and 1 refuses an `init_image` (it would be ignored).
             tile_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): Tile side in LR pixels for tiled
                 inference (encoder and noise predictor), so that memory is bounded by the tile, not the image.
                 `"auto"` tiles LR images with a side over 256 pixels, with balanced tiles of at most 256; `None`
@@ -471,7 +472,10 @@ class SRDiffPipeline(DiffusionPipeline):
         prepared = prepare_images(image)
         self._check_cpu_memory(prepared, num_images_per_prompt)
         total = len(prepared) * num_images_per_prompt
+        if strength is None:  # refining a guess (0.5, t-bar = 50 as in the paper's figures) or sampling
+            strength = 0.5 if init_image is not None else 1.0
         init_images = self._check_manipulation_inputs(prepared, total, latents, init_image, strength, tile_overlap)
+        strength = float(strength)  # numpy numbers
         if isinstance(generator, list) and len(generator) != total:
             raise ValueError(
                 f"Got {len(generator)} generators for {total} output images ({len(prepared)} inputs x "
@@ -525,8 +529,19 @@ class SRDiffPipeline(DiffusionPipeline):
 
     def _check_manipulation_inputs(self, prepared, total, latents, init_image, strength, tile_overlap):
         """Checks `latents`, `init_image`, `strength` and `tile_overlap`; returns the init images as (1, 3, H, W)."""
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength <= 1:
             raise ValueError(f"`strength` must be a number in [0, 1] (t-bar / T), got {strength!r}.")
+        if init_image is not None and strength == 1:
+            raise ValueError(
+                "`strength`=1 starts from pure noise, which would ignore `init_image`; refine with a strength below 1 "
+                "(the paper shows 0.3, 0.5, 0.7; leave it unset for 0.5), or drop `init_image` to sample."
+            )
+        if init_image is None and latents is None and 0 < strength < 1:
+            raise ValueError(
+                f"`strength`={strength} starts at t-bar = {strength} T, from a point that must be given: pass "
+                "`init_image` (an HR guess to refine) or `latents` (x_t-bar, e.g. from "
+                "`SRDiffInterpolationPipeline.prepare_latents`); leave `strength` unset to sample from noise."
+            )
         if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
             raise ValueError(f"`tile_overlap` must be a non-negative int (LR pixels), got {tile_overlap!r}.")
         if latents is not None:

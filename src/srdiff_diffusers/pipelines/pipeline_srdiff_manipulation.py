@@ -5,6 +5,7 @@ Both are sibling pipelines of [`SRDiffPipeline`] with the same components, so th
 without reloading anything: `SRDiffFusionPipeline.from_pipe(pipe)`.
 """
 
+import numbers
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -115,6 +116,11 @@ class SRDiffFusionPipeline(SRDiffPipeline):
             raise ValueError("Content fusion needs `target_image`, `source_image` and `mask`.")
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength < 1:
+            raise ValueError(
+                f"`strength` must be in [0, 1) for content fusion (0 returns the naive paste; 1 would start from pure "
+                f"noise and ignore it), got {strength!r}."
+            )
         target = _one_rgb(target_image, "target_image")
         source = _one_rgb(source_image, "source_image")
         if source.shape != target.shape:
@@ -134,6 +140,11 @@ class SRDiffFusionPipeline(SRDiffPipeline):
             low_res = imresize(target, scale=1 / scale).clamp(0, 1)
         else:
             low_res = _one_rgb(image, "image")
+            if (low_res.shape[-2] * scale, low_res.shape[-1] * scale) != (height, width):
+                raise ValueError(
+                    f"`image` (the target's LR image) is {tuple(low_res.shape[-2:])} (HxW), so x{scale} it is "
+                    f"{(low_res.shape[-2] * scale, low_res.shape[-1] * scale)}, but `target_image` is {(height, width)}."
+                )
 
         # Algorithm 3, lines 3-12: the naive paste, refined from t-bar under the target's LR image ...
         fused = target + region * (source - target)
@@ -264,11 +275,20 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
             raise ValueError("Pass `latents_a` and `latents_b` (see `prepare_latents`).")
         if latents_a.shape != latents_b.shape:
             raise ValueError(f"`latents_a` {tuple(latents_a.shape)} and `latents_b` {tuple(latents_b.shape)} differ.")
-        weights = list(interpolation_weights)
-        if not weights or any(not (isinstance(w, (int, float)) and 0 <= w <= 1) for w in weights):
+        if isinstance(interpolation_weights, numbers.Real) or (
+            torch.is_tensor(interpolation_weights) and interpolation_weights.ndim == 0
+        ):
+            interpolation_weights = [interpolation_weights]  # one weight
+        weights = [w.item() if hasattr(w, "item") else w for w in interpolation_weights]  # numpy and torch numbers
+        if not weights or any(isinstance(w, bool) or not (isinstance(w, numbers.Real) and 0 <= w <= 1) for w in weights):
             raise ValueError(f"`interpolation_weights` must be numbers in [0, 1], got {interpolation_weights!r}.")
         if isinstance(generator, list):
             raise ValueError("Pass one `generator`: its state is copied for every interpolation weight.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                "`generator` must be a torch.Generator (e.g. `torch.Generator().manual_seed(0)`), got "
+                f"{type(generator).__name__}."
+            )
         state = generator.get_state() if generator is not None else None
 
         outputs = []
