@@ -15,6 +15,8 @@ from diffusers import (
     DDPMScheduler,
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    PNDMScheduler,
     UniPCMultistepScheduler,
 )
 from diffusers.pipelines import ImagePipelineOutput
@@ -195,6 +197,31 @@ def test_non_epsilon_scheduler_is_refused():
     unet, encoder = tiny_components(4)
     with pytest.raises(ValueError, match="prediction_type='epsilon'"):
         SRDiffPipeline(unet=unet, encoder=encoder, scheduler=DDPMScheduler(prediction_type="v_prediction"))
+
+
+def test_a_scheduler_swapped_in_later_is_checked_before_any_work(pipe):
+    lr = lr_batch(1, 4, 6)
+    calls = []
+    pipe.encoder.register_forward_hook(lambda *args: calls.append(1))
+    cases = [
+        (DDIMScheduler(clip_sample=True), ValueError, r"another noise schedule \(1000 training steps, beta_schedule "
+         r"'linear'\) than the one this model came with \(100 steps\)"),
+        (DDIMScheduler.from_config(pipe.scheduler.config, beta_schedule="linear"), ValueError, "another noise"),
+        (pipe.fast_scheduler("ddim", prediction_type="v_prediction"), ValueError, "prediction_type='epsilon'"),
+        (FlowMatchEulerDiscreteScheduler(), ValueError, "has no DDPM noise schedule"),
+        (DDIMScheduler, TypeError, "must be a diffusers scheduler instance, got type"),
+    ]  # fmt: skip
+    original = pipe.scheduler
+    for scheduler, error, message in cases:
+        pipe.scheduler = scheduler
+        with pytest.raises(error, match=message):
+            pipe(lr, num_inference_steps=2)
+    assert not calls
+    # the same schedule under other samplers is fine, including PNDM (no timesteps before its first call)
+    pipe.scheduler = original
+    for scheduler in (pipe.fast_scheduler("unipc"), PNDMScheduler.from_config(original.config)):
+        pipe.scheduler = scheduler
+        assert torch.isfinite(run(pipe, lr, output_type="raw", num_inference_steps=10)).all()
 
 
 # ---------------------------------------------------------------------------------------------------------------

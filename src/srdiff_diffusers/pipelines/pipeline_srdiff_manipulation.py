@@ -209,6 +209,7 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
             hr_image (*optional*): An SR result (HR, [0, 1]) to diffuse to t-bar with the scheduler's `add_noise`;
                 without it the latents are standard normal noise (Algorithm 4, line 3).
         """
+        self._check_scheduler()
         low_res = _one_rgb(image, "image").to(self._execution_device)
         shape = self._start_shape(low_res, 1)
         if hr_image is None:
