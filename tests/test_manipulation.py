@@ -281,3 +281,14 @@ def test_lr_consistency_raises_lr_psnr(pipe):
     assert _psnr(imresize(fixed, scale=0.25), lr_exact) > _psnr(imresize(drifted, scale=0.25), lr_exact) + 10
     with pytest.raises(ValueError, match="LR image"):
         lr_consistency(hr, torch.rand(1, 3, 10, 10), 4)
+    # integer images would wrap around (uint8 arithmetic), numpy arrays have no `.to`: both refused, saying why
+    with pytest.raises(TypeError, match=r"float tensor .* got a torch.uint8 tensor.*wrap around"):
+        lr_consistency((hr * 255).to(torch.uint8), (lr_exact * 255).to(torch.uint8), 4)
+    with pytest.raises(TypeError, match="got a ndarray"):
+        lr_consistency(hr[0].permute(1, 2, 0).numpy(), lr_exact, 4)
+    for iterations in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="`iterations` must be a positive integer"):
+            lr_consistency(drifted, lr_exact, 4, iterations=iterations)
+    with pytest.raises(ValueError, match="one image or one per SR image"):
+        lr_consistency(torch.rand(2, 3, 48, 48), torch.rand(3, 3, 12, 12), 4)
+    assert torch.equal(lr_consistency(drifted, lr_exact, 4, iterations=np.int64(1)), fixed)

@@ -24,7 +24,9 @@ def _create_beside(target: Path, kind: str, create: Callable[[Path], object]):
             return candidate, create(candidate)
         except FileExistsError:
             continue
-    raise FileExistsError(f"Could not find a free temporary name next to {target}; remove stale .{target.name}.* files.")
+    raise FileExistsError(
+        f"Could not find a free temporary name next to {target}; remove stale .{target.name}.* files."
+    )
 
 
 def make_staging_dir(target: Union[str, os.PathLike], kind: str = "staging") -> Path:

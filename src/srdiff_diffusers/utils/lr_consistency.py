@@ -1,6 +1,8 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """Pulls an SR image's low frequencies to its LR image (iterative back-projection with MATLAB bicubic)."""
 
+import numbers
+
 import torch
 
 from ..image_processing import imresize
@@ -21,6 +23,22 @@ def lr_consistency(image: torch.Tensor, low_res: torch.Tensor, scale: int, itera
         scale (`int`): The SR factor.
         iterations (`int`, *optional*, defaults to 1): Back-projection steps.
     """
+    for name, tensor in (("image", image), ("low_res", low_res)):
+        if not torch.is_tensor(tensor) or not tensor.is_floating_point() or tensor.ndim != 4:
+            what = f"{tensor.dtype} tensor of {tensor.ndim} dims" if torch.is_tensor(tensor) else type(tensor).__name__
+            raise TypeError(
+                f"`{name}` must be a float tensor (N, C, H, W) in [0, 1] or [-1, 1], got a {what}; convert uint8 "
+                "data with `.float() / 255` (integer arithmetic would wrap around)."
+            )
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"`scale` must be a positive integer, got {scale!r}.")
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
+        raise ValueError(f"`iterations` must be a positive integer (back-projection steps), got {iterations!r}.")
+    if low_res.shape[0] not in (1, image.shape[0]) or low_res.shape[1] != image.shape[1]:
+        raise ValueError(
+            f"`low_res` {tuple(low_res.shape)} must have one image or one per SR image and the channels of `image` "
+            f"{tuple(image.shape)}."
+        )
     if image.shape[-2:] != (low_res.shape[-2] * scale, low_res.shape[-1] * scale):
         raise ValueError(
             f"The SR image is {tuple(image.shape[-2:])} but the LR image {tuple(low_res.shape[-2:])} x{scale} is "

@@ -1,6 +1,8 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """Few-step schedulers configured for SRDiff's short (T = 100) schedule."""
 
+from collections.abc import Mapping
+
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
@@ -28,10 +30,16 @@ def fast_scheduler(config, name: str = "dpmsolver++", **kwargs) -> SchedulerMixi
     the last training timestep and is the default here for every scheduler.
 
     Args:
-        config (`FrozenDict`): A scheduler config, e.g. `pipe.scheduler.config`.
+        config (`FrozenDict` or a scheduler): A scheduler config, e.g. `pipe.scheduler.config` (or the scheduler).
         name (`str`, *optional*, defaults to `"dpmsolver++"`): `"ddim"`, `"dpmsolver++"` or `"unipc"`.
         kwargs: Overrides of the scheduler's config, e.g. `timestep_spacing="linspace"`.
     """
+    if isinstance(config, SchedulerMixin):  # the scheduler itself rather than its config
+        config = config.config
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"`config` must be a scheduler config such as `pipe.scheduler.config`, got {type(config).__name__}."
+        )
     if name not in _FAST_SCHEDULERS:
         raise ValueError(f"Unknown fast scheduler {name!r}; choose one of {FAST_SCHEDULER_NAMES}.")
     scheduler_class, settings = _FAST_SCHEDULERS[name]
