@@ -417,6 +417,12 @@ def test_cli_errors(data, capsys):
     assert "exactly one of --hr-dir" in error_of("--scale", "4", "-o", str(data / "o5"))
     message = error_of("--model", model, "--hr-dir", hr, "--srdiff-mean", "-o", str(data / "o7"))
     assert "--num-samples 2 or more" in message
+    message = error_of("--model", model, "--hr-dir", hr, "--srdiff-mean", "--num-samples", "2", "--no-srdiff",
+                       "-o", str(data / "o8"))  # fmt: skip
+    assert "--no-srdiff turns off" in message  # used to give a report without the mean row
+    message = error_of("--hr-dir", hr, "--scale", "4", "--baselines", "none,bicubic", "-o", str(data / "o9"))
+    assert "'none' alone" in message
+    assert "empty" in error_of("--hr-dir", hr, "--scale", "4", "--baselines", ",", "-o", str(data / "o10"))
     # LR images of the wrong size
     (data / "lr").mkdir()
     for name in ("a", "b"):

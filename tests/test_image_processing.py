@@ -107,8 +107,15 @@ def test_bad_arguments():
         imresize(torch.zeros(4, 4, dtype=torch.int32), scale=2)
     with pytest.raises(ValueError, match="exactly one of `scale` or `size`"):
         imresize(torch.zeros(4, 4), scale=2, size=(8, 8))
-    with pytest.raises(ValueError, match="`scale` must be positive"):
-        imresize(torch.zeros(4, 4), scale=-1)
+    for scale in (-1, 0, float("nan"), float("inf"), "2", True, (2, 0)):
+        with pytest.raises(ValueError, match="`scale` must be a positive finite number"):
+            imresize(torch.zeros(4, 4), scale=scale)
+    for size in (8, (2.5, 3.7), ("a", "b"), (8,), (8, 0)):
+        with pytest.raises(ValueError, match=r"`size` must be \(height, width\) of positive integers"):
+            imresize(torch.zeros(4, 4), size=size)
+    # numpy numbers are numbers
+    assert torch.equal(imresize(torch.ones(4, 4), scale=np.float32(0.5)), imresize(torch.ones(4, 4), scale=0.5))
+    assert imresize(torch.ones(4, 4), size=(np.int64(2), 3)).shape == (2, 3)
 
 
 # ---------------------------------------------------------------------------------------------------------------

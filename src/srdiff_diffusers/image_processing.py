@@ -10,6 +10,7 @@ is two matrix products that run on any device and float dtype.
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -66,13 +67,22 @@ def _output_size(
     if (scale is None) == (size is None):
         raise ValueError("Pass exactly one of `scale` or `size` to `imresize`.")
     if size is not None:
-        if len(size) != 2 or any(int(s) < 1 for s in size):
-            raise ValueError(f"`size` must be (height, width) of positive integers, got {size}.")
+        if (
+            not isinstance(size, (tuple, list))
+            or len(size) != 2
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in size)
+        ):
+            raise ValueError(f"`size` must be (height, width) of positive integers, got {size!r}.")
         out = (int(size[0]), int(size[1]))
         return out, (out[0] / in_size[0], out[1] / in_size[1])
-    scales = (float(scale), float(scale)) if not isinstance(scale, (tuple, list)) else tuple(map(float, scale))
-    if len(scales) != 2 or any(s <= 0 for s in scales):
-        raise ValueError(f"`scale` must be positive (a number or (h, w)), got {scale}.")
+    scales = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    if (
+        len(scales) != 2
+        or any(isinstance(s, bool) or not isinstance(s, numbers.Real) for s in scales)
+        or not all(0 < s < math.inf for s in scales)
+    ):
+        raise ValueError(f"`scale` must be a positive finite number or (h, w) of them, got {scale!r}.")
+    scales = tuple(float(s) for s in scales)
     out = (math.ceil(in_size[0] * scales[0]), math.ceil(in_size[1] * scales[1]))
     return out, scales
 

@@ -169,8 +169,11 @@ def parse_baselines(text: str) -> List[str]:
         return []
     baselines = [name.strip().lower() for name in text.split(",") if name.strip()]
     unknown = [name for name in baselines if name not in ("bicubic", "rrdb")]
-    if unknown:
-        raise ValueError(f"--baselines: unknown {unknown}; choose from bicubic,rrdb (or 'none')")
+    if unknown or not baselines:
+        raise ValueError(
+            f"--baselines {text!r}: {'unknown ' + str(unknown) if unknown else 'empty'}; give a comma-separated "
+            "list of bicubic and rrdb, or 'none' alone"
+        )
     return baselines
 
 
@@ -264,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--srdiff-mean averages SRDiff samples: give --num-samples 2 or more (got {args.num_samples})"
         )
+    if args.srdiff_mean and args.no_srdiff:
+        raise ValueError("--srdiff-mean is the mean of SRDiff's samples, which --no-srdiff turns off; drop one of them")
     methods = parse_baselines(args.baselines) + ([] if args.no_srdiff or args.model is None else ["srdiff"])
     if args.srdiff_mean and "srdiff" in methods:
         methods.append("srdiff_mean")
