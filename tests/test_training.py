@@ -382,11 +382,73 @@ def test_paired_lr_images_give_the_same_samples_as_lr_made_on_the_fly(tmp_path):
     dataset = SRPatchDataset(records, 16, 4)
     assert len(dataset) == 1
     assert dataset.skipped == {
-        "img_000.png": "no LR image of the same name",
+        "img_000.png": "no LR image of the same relative path",
         "img_001.png": "LR image is 9x9, expected 9x10 (HR / 4)",
     }
     with pytest.raises(ValueError, match="is not a folder"):
         attach_lr_images(records, str(tmp_path / "nowhere"))
+
+
+def test_sixteen_bit_training_images_are_rounded_not_saturated(tmp_path):
+    """PIL's `convert("RGB")` clips 16-bit gray at 255 (every patch white); the patches must be round(v / 257)."""
+    folder = tmp_path / "hr16"
+    folder.mkdir()
+    gray16 = (smooth_image((32, 32), 0)[..., 0].astype(np.uint16) * 257 + 100).astype(np.uint16)
+    PIL.Image.fromarray(gray16).save(folder / "gray16.png")
+    records = load_hr_images(str(folder), cache_dir=str(tmp_path / "c"))
+    assert PIL.Image.open(records[0].path).mode.startswith("I")
+    sample = SRPatchDataset(records, resolution=32, scale=4, augment=False)[0]
+    expected = torch.from_numpy(np.round(gray16 / 65535 * 255)).float() / 127.5 - 1
+    assert all(torch.equal(sample["hr"][c], expected) for c in range(3))
+
+    # a float image has no range to convert from: skipped with the reason, known before decoding
+    PIL.Image.fromarray(np.zeros((32, 32), np.float32)).save(folder / "float.tif")
+    dataset = SRPatchDataset(load_hr_images(str(folder), cache_dir=str(tmp_path / "c")), 32, 4)
+    assert len(dataset) == 1 and "mode 'F'" in dataset.skipped["float.tif"]
+
+
+def test_nested_folders_with_the_same_file_name_keep_both_images(tmp_path):
+    """Records are named by relative path: a skipped `b/x.png` must not hide `a/x.png`, and LR pairs by path."""
+    from srdiff_diffusers.training.data import attach_lr_images
+
+    nested = tmp_path / "nested"
+    for sub, size, seed in (("a", (64, 64), 1), ("b", (8, 8), 2)):
+        (nested / sub).mkdir(parents=True)
+        PIL.Image.fromarray(smooth_image(size, seed)).save(nested / sub / "x.png")
+    dataset = SRPatchDataset(load_hr_images(str(nested), cache_dir=str(tmp_path / "c")), 32, 4, augment=False)
+    assert [r.name for r in dataset.records] == ["a/x.png"] and list(dataset.skipped) == ["b/x.png"]
+    a = torch.from_numpy(smooth_image((64, 64), 1)).permute(2, 0, 1).float() / 127.5 - 1
+    for k in range(3):  # every sample is a crop of a/x.png
+        hr = dataset[k]["hr"]
+        assert any(torch.equal(a[:, t : t + 32, l : l + 32], hr) for t in range(0, 33, 4) for l in range(0, 33, 4))
+
+    # the same file name in two sub-folders: each HR image gets the LR image at its own relative path
+    hr_folder, lr_folder = tmp_path / "HR", tmp_path / "LR"
+    for sub, seed in (("a", 1), ("b", 2)):
+        (hr_folder / sub).mkdir(parents=True)
+        (lr_folder / sub).mkdir(parents=True)
+        PIL.Image.fromarray(smooth_image((32, 32), seed)).save(hr_folder / sub / "x.png")
+        PIL.Image.fromarray(smooth_image((8, 8), seed)).save(lr_folder / sub / "x.png")
+    records = attach_lr_images(load_hr_images(str(hr_folder), cache_dir=str(tmp_path / "c")), str(lr_folder))
+    assert {r.name: Path(r.lr_path).relative_to(lr_folder).as_posix() for r in records} == {
+        "a/x.png": "a/x.png", "b/x.png": "b/x.png",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["Dataset", "DatasetDict"])
+def test_dataset_name_opens_a_save_to_disk_folder(tmp_path, kind):
+    import datasets
+
+    folder = write_images(tmp_path / "hr", 2)
+    dataset = datasets.Dataset.from_dict({"image": [str(p) for p in sorted(folder.iterdir())]})
+    dataset = dataset.cast_column("image", datasets.Image())
+    saved = tmp_path / "saved_ds"
+    (datasets.DatasetDict({"train": dataset}) if kind == "DatasetDict" else dataset).save_to_disk(str(saved))
+    records = load_hr_images(dataset_name=str(saved), cache_dir=str(tmp_path / "c"))
+    assert sorted(r.name for r in records) == ["img_000.png", "img_001.png"]
+    sample = SRPatchDataset(records, 32, 4, augment=False)[0]
+    hr8 = ((sample["hr"] + 1) * 127.5).round().to(torch.uint8)
+    assert any(torch.equal(hr8, torch.from_numpy(smooth_image((32, 32), i)).permute(2, 0, 1)) for i in (0, 1))
 
 
 def test_every_image_is_seen_once_per_epoch(tmp_path):
@@ -597,6 +659,82 @@ def test_too_small_resolution_is_refused_with_the_minimum(tmp_path, capsys, enco
     result = train(tmp_path, "diffusion", *encoder, "--resolution", "16", "--max_train_steps", "1",
                    "--checkpointing_steps", "5", output="smallest")  # fmt: skip
     assert sorted(result.losses) == [1]
+
+
+def test_bad_validation_images_and_options_are_refused_before_training(tmp_path, capsys):
+    """Each used to pass set-up and crash the run at its first validation step (an empty LR image in the encoder)."""
+    data = write_images(tmp_path / "hr", 2)
+    validate = ["--validation_steps", "1", "--num_validation_images", "1"]
+
+    def refused(*extra, data=data):
+        status, stderr = cli_train(tmp_path, capsys, "rrdb", *validate, *extra, data=data)
+        assert status == 2
+        assert not (tmp_path / "out" / "loss_log.jsonl").exists()  # not a single step was trained
+        return stderr
+
+    prog = "train_srdiff.py"
+    tiny = tmp_path / "val_tiny"
+    tiny.mkdir()
+    PIL.Image.fromarray(smooth_image((3, 3), 1)).save(tiny / "tiny.png")
+    assert_one_error_line(refused("--validation_data_dir", str(tiny)), prog, "'tiny.png'", "3x3", "4x4",
+                          "`--validation_data_dir`")  # fmt: skip
+    # the last training image, held out for validation
+    held_out = write_images(tmp_path / "hr_tiny", 2)
+    PIL.Image.fromarray(smooth_image((3, 3), 1)).save(held_out / "zz_tiny.png")
+    assert_one_error_line(refused(data=held_out), prog, "'zz_tiny.png'", "held out", "4x4", "`--validation_data_dir`")
+    # corrupt and truncated files: `verify` passes the truncated one, the validation step would not
+    broken = tmp_path / "val_broken"
+    broken.mkdir()
+    (broken / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    assert_one_error_line(refused("--validation_data_dir", str(broken)), prog, "'broken.png'", "cannot be read")
+    truncated = tmp_path / "val_truncated"
+    truncated.mkdir()
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    (truncated / "cut.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    assert_one_error_line(refused("--validation_data_dir", str(truncated)), prog, "'cut.jpg'", "cannot be read")
+    for crop in ("3", "-8"):
+        assert_one_error_line(refused("--validation_crop", crop), prog, "`--validation_crop`", "at least", "(4",
+                              f"got {crop}")  # fmt: skip
+
+    # the options: each message names the option it is about
+    assert_one_error_line(refused("--validation_data_dir", str(tmp_path / "nope")), prog,
+                          "`--validation_data_dir`", "is not a folder")  # fmt: skip
+    assert "--train_data_dir" not in capsys.readouterr().err
+    empty = tmp_path / "val_empty"
+    empty.mkdir()
+    assert_one_error_line(refused("--validation_data_dir", str(empty)), prog, "`--validation_data_dir`", "no images")
+    assert_one_error_line(refused("--validation_steps", "-1"), prog, "`--validation_steps` must be >= 1", "got -1")
+    for steps in ([], ["--validation_steps", "0"]):
+        status, stderr = cli_train(tmp_path, capsys, "rrdb", *steps, "--validation_data_dir", str(tiny), data=data)
+        assert status == 2
+        assert_one_error_line(stderr, prog, "`--validation_data_dir` is only used when validating",
+                              "`--validation_steps N`")  # fmt: skip
+    assert_one_error_line(refused("--num_validation_images", "0"), prog, "`--num_validation_images` must be >= 1")
+    status, stderr = cli_train(tmp_path, capsys, "diffusion", "--pretrained_encoder", str(tmp_path), *validate,
+                               "--validation_inference_steps", "0", data=data)  # fmt: skip
+    assert status == 2
+    assert_one_error_line(stderr, prog, "`--validation_inference_steps` must be >= 1", "got 0")
+
+
+def test_validation_writes_a_comparison_image_per_step_without_trackers(tmp_path):
+    """With `--report_to none` the validation images are still saved; one LR pixel (4x4 HR at x4) is enough."""
+    from srdiff_diffusers.evaluation.report import comparison_grid
+
+    validation = write_images(tmp_path / "val", 1, size=(32, 32), seed=10)
+    PIL.Image.fromarray(smooth_image((4, 5), 11)).save(validation / "img_001.png")  # the smallest accepted
+    result = train(
+        tmp_path, "rrdb", "--max_train_steps", "2", "--checkpointing_steps", "10", "--validation_steps", "1",
+        "--validation_data_dir", str(validation), "--num_validation_images", "2", "--validation_crop", "0",
+    )  # fmt: skip
+    assert sorted(result.validation) == [1, 2]
+    folder = tmp_path / "out" / "validation"
+    assert sorted(p.name for p in folder.iterdir()) == ["step-1.png", "step-2.png"]  # no temporary file left
+    # LR (nearest) | bicubic | RRDB | HR of each validation image, one below the other
+    hr = smooth_image((32, 32), 10)
+    one = comparison_grid(hr, hr[::4, ::4], {"bicubic": [hr], "rrdb": [hr]})
+    with PIL.Image.open(folder / "step-2.png") as image:
+        assert image.mode == "RGB" and image.size == (one.width, 2 * one.height)
 
 
 def test_output_dir_that_is_a_file_is_refused(tmp_path, capsys):

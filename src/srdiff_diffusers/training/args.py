@@ -50,10 +50,11 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     g.add_argument("--train_data_dir", type=str, default=None, help="A folder of HR images (loaded as `imagefolder`).")
     g.add_argument(
         "--train_lr_data_dir", type=str, default=None,
-        help="Optional: a folder of LR images with the same file names as the HR ones (e.g. LR_bicubic/X4), used "
-        "instead of LR made on the fly; each must be exactly HR size / scale.",
+        help="Optional: a folder of LR images at the same relative paths (sub-folders and file names) as the HR ones "
+        "(e.g. LR_bicubic/X4), used instead of LR made on the fly; each must be exactly HR size / scale.",
     )
-    g.add_argument("--dataset_name", type=str, default=None, help="A `datasets` dataset name or path instead.")
+    g.add_argument("--dataset_name", type=str, default=None,
+                   help="A `datasets` dataset name or path instead (also a folder written by `save_to_disk`).")
     g.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's configuration name.")
     g.add_argument("--image_column", type=str, default="image", help="Column holding the HR images.")
     g.add_argument("--cache_dir", type=str, default=None, help="Cache folder for `datasets`.")
@@ -96,12 +97,16 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     g.add_argument("--tracker_project_name", type=str, default="srdiff")
 
     g = parser.add_argument_group("validation")
-    g.add_argument("--validation_steps", type=int, default=None, help="Validate every N steps (and at the end).")
+    g.add_argument("--validation_steps", type=int, default=None,
+                   help="Validate every N steps (and at the end); unset or 0: no validation. Each validation logs "
+                   "PSNR / LR-PSNR and writes LR | bicubic | model | HR to OUTPUT_DIR/validation/step-N.png.")
     g.add_argument("--validation_data_dir", type=str, default=None,
-                   help="HR validation images; default: the last --num_validation_images training images, held out.")
+                   help="HR validation images (needs --validation_steps); default: the last "
+                   "--num_validation_images training images, held out.")
     g.add_argument("--num_validation_images", type=int, default=4, help="How many validation images.")
     g.add_argument("--validation_crop", type=int, default=256,
-                   help="Center-crop validation HR images to at most this size (keeps validation fast); 0: full.")
+                   help="Center-crop validation HR images to at most this size (keeps validation fast), at least "
+                   "--upscale_factor; 0: full.")
     g.add_argument("--validation_inference_steps", type=int, default=100, help="DDPM steps for validation.")
 
     g = parser.add_argument_group("hub")

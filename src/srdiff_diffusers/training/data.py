@@ -13,6 +13,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..image_processing import imresize
+from ..utils.image_datasets import load_image_dataset
+from ..utils.image_files import to_rgb8
 
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,11 @@ FACE_SIZE = 160
 
 @dataclass
 class ImageRecord:
-    """Where to read one HR image from: a local path, or the encoded bytes `datasets` stores; optionally its LR."""
+    """
+    Where to read one HR image from: a local path, or the encoded bytes `datasets` stores; optionally its LR. `name`
+    identifies the image in messages and in the skipped images, and pairs it with its LR image: the path relative to
+    the data folder, unique (two sub-folders may hold files of the same name).
+    """
 
     name: str
     path: Optional[str] = None
@@ -50,20 +56,24 @@ def load_hr_images(
     image_column: str = "image",
     cache_dir: Optional[str] = None,
     max_samples: Optional[int] = None,
+    option: str = "--train_data_dir",
 ) -> List[ImageRecord]:
     r"""
     Lists the HR images of a folder (as a `datasets` `imagefolder`) or of a `datasets` dataset, without decoding them.
 
     Args:
         train_data_dir (`str`, *optional*): A folder of HR images (sub-folders are searched too).
-        dataset_name (`str`, *optional*): A dataset name or path for `datasets.load_dataset`, instead.
+        dataset_name (`str`, *optional*): A dataset name or path, instead: anything `datasets.load_dataset` opens,
+            or a folder written by `save_to_disk` (see [`~utils.image_datasets.load_image_dataset`]).
         dataset_config_name (`str`, *optional*): Its configuration.
         image_column (`str`, *optional*, defaults to `"image"`): The column holding the images.
         cache_dir (`str`, *optional*): `datasets` cache folder.
         max_samples (`int`, *optional*): Keep only the first N images.
+        option (`str`, *optional*, defaults to `"--train_data_dir"`): The option that named `train_data_dir`, for
+            the error messages (validation images come from `--validation_data_dir`).
 
     Returns:
-        `List[ImageRecord]`, in the dataset's order.
+        `List[ImageRecord]`, in the dataset's order, named by their path relative to `train_data_dir`.
     """
     import datasets
 
@@ -71,14 +81,16 @@ def load_hr_images(
         raise ValueError("Pass exactly one of `--train_data_dir` (a folder of HR images) or `--dataset_name`.")
     if train_data_dir is not None:
         if not os.path.isdir(train_data_dir):
-            raise ValueError(f"`--train_data_dir` {train_data_dir!r} is not a folder.")
+            raise ValueError(f"`{option}` {train_data_dir!r} is not a folder.")
         if not _image_files(train_data_dir):
             raise ValueError(
-                f"`--train_data_dir` {train_data_dir!r} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})."
+                f"`{option}` {train_data_dir!r} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})."
             )
         dataset = datasets.load_dataset("imagefolder", data_dir=train_data_dir, cache_dir=cache_dir, split="train")
+        root = train_data_dir
     else:
-        dataset = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split="train")
+        dataset = load_image_dataset(dataset_name, "train", dataset_config_name, cache_dir)
+        root = dataset_name if os.path.isdir(dataset_name) else None
     if image_column not in dataset.column_names:
         raise ValueError(
             f"`--image_column` {image_column!r} is not a column of the dataset; its columns are {dataset.column_names}."
@@ -87,25 +99,40 @@ def load_hr_images(
         dataset = dataset.select(range(min(max_samples, len(dataset))))
     # Decoding is ours (in `SRPatchDataset`), so that an unreadable file is reported instead of crashing a worker.
     dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
-    records = []
+    records, names = [], set()
     for index, item in enumerate(dataset[image_column]):
         path, data = item.get("path"), item.get("bytes")
-        name = os.path.basename(path) if path else f"{image_column}[{index}]"
+        name = _record_name(path, root) if path else f"{image_column}[{index}]"
+        if name in names:  # a data set's files may share a name; skipped images are tracked by name
+            name = f"{name} ({image_column}[{index}])"
+        names.add(name)
         records.append(ImageRecord(name=name, path=path, data=data))
     if not records:
         raise ValueError("The dataset has no images.")
     return records
 
 
+def _record_name(path: str, root: Optional[str]) -> str:
+    """The path relative to the data folder (with `/`), or the file name for a file outside it (a cached copy)."""
+    if root is not None and os.path.isabs(path):
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        if not relative.startswith(os.pardir):
+            return relative.replace(os.sep, "/")
+    return os.path.basename(path) if os.path.isabs(path) else path.replace(os.sep, "/")
+
+
 def attach_lr_images(records: List[ImageRecord], lr_data_dir: str) -> List[ImageRecord]:
     r"""
-    Pairs each HR image with the LR image of the same file name in `lr_data_dir` (e.g. a benchmark's
-    `LR_bicubic/X4`), to train on given LR images instead of LR made on the fly. An HR image without its LR is
-    skipped later, with the reason.
+    Pairs each HR image with the LR image at the same relative path in `lr_data_dir` (e.g. a benchmark's
+    `LR_bicubic/X4`; for a flat folder, the same file name), to train on given LR images instead of LR made on the
+    fly. Pairing by relative path, not by file name, keeps `a/x.png` and `b/x.png` apart. An HR image without its
+    LR is skipped later, with the reason.
     """
     if not os.path.isdir(lr_data_dir):
         raise ValueError(f"`--train_lr_data_dir` {lr_data_dir!r} is not a folder.")
-    by_name = {os.path.basename(path): path for path in _image_files(lr_data_dir)}
+    by_name = {
+        os.path.relpath(path, lr_data_dir).replace(os.sep, "/"): path for path in _image_files(lr_data_dir)
+    }
     if not by_name:
         raise ValueError(f"`--train_lr_data_dir` {lr_data_dir!r} contains no images.")
     for record in records:
@@ -113,9 +140,9 @@ def attach_lr_images(records: List[ImageRecord], lr_data_dir: str) -> List[Image
     return records
 
 
-def _to_rgb_uint8(image: PIL.Image.Image) -> torch.Tensor:
-    """(3, H, W) uint8."""
-    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+def _to_rgb_uint8(image: PIL.Image.Image, what: str = "image") -> torch.Tensor:
+    """(3, H, W) uint8; 16-bit images are rounded to 8 bits (`convert("RGB")` would turn them white)."""
+    array = np.asarray(to_rgb8(image, what), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -205,11 +232,15 @@ class SRPatchDataset(Dataset):
         for record in records:
             try:
                 with record.open() as image:
-                    width, height = image.size
+                    width, height, mode = image.size + (image.mode,)
                     image.verify()  # reads the whole file's structure, not the pixels
             except Exception as error:  # PIL raises many types for broken files
                 skipped[record.name] = f"unreadable ({type(error).__name__}: {error})"
                 hints["HR images must be readable image files."] = None
+                continue
+            if mode == "F":  # `to_rgb8` refuses it when decoded: known now from the header
+                skipped[record.name] = "a float (mode 'F') image, which has no fixed range"
+                hints["HR images must be 8- or 16-bit images."] = None
                 continue
             if min(width, height) < minimum:
                 skipped[record.name] = f"{width}x{height} is smaller than {minimum}x{minimum}"
@@ -236,8 +267,9 @@ class SRPatchDataset(Dataset):
     def _check_lr(self, record: ImageRecord, width: int, height: int) -> Tuple[Optional[str], Optional[str]]:
         """The problem with a record's paired LR image (`None` if none) and what to do about it."""
         if not record.lr_path:
-            return "no LR image of the same name", (
-                "Every HR image needs an LR image of the same file name in `--train_lr_data_dir`."
+            return "no LR image of the same relative path", (
+                "Every HR image needs an LR image at the same relative path (sub-folder and file name) in "
+                "`--train_lr_data_dir`."
             )
         if self.preset == "faces":
             return "paired LR images cannot be used with the face preset (it resizes the HR image)", (
@@ -283,12 +315,12 @@ class SRPatchDataset(Dataset):
             return self._cache[index]
         record = self.records[index]
         with record.open() as image:
-            hr = _to_rgb_uint8(image)
+            hr = _to_rgb_uint8(image, record.name)
         if self.preset == "faces":
             hr = face_preset(hr)
         if record.lr_path:
             with PIL.Image.open(record.lr_path) as image:
-                lr = _to_rgb_uint8(image)
+                lr = _to_rgb_uint8(image, record.lr_path)
             s = self.scale
             pair = (hr[:, : lr.shape[1] * s, : lr.shape[2] * s], lr)
         else:

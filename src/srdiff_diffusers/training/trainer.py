@@ -94,6 +94,43 @@ def check_args(args) -> None:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
+    check_validation_args(args)
+
+
+def check_validation_args(args) -> None:
+    """The validation options, checked before training: a mistake must not stop a run at its first validation."""
+    steps = args.validation_steps
+    if steps is not None and steps < 0:
+        raise ValueError(
+            f"`--validation_steps` must be >= 1 (validate every N steps), or 0 for no validation, got {steps}."
+        )
+    if args.validation_data_dir is not None:
+        if not steps:
+            # Only validation reads it: accepting it without `--validation_steps` would validate nothing, silently.
+            given = "" if steps is None else " (`--validation_steps 0` turns validation off)"
+            raise ValueError(
+                f"`--validation_data_dir` is only used when validating{given}: pass `--validation_steps N` with N >= 1 "
+                "(validate every N steps), or drop `--validation_data_dir`."
+            )
+        if not os.path.isdir(args.validation_data_dir):
+            raise ValueError(f"`--validation_data_dir` {args.validation_data_dir!r} is not a folder.")
+    scale, crop = args.upscale_factor, args.validation_crop
+    # The crop is rounded down to a multiple of the scale, and its LR (crop / scale) must keep at least one pixel;
+    # the pipeline pads anything from one LR pixel up to the U-Net's size.
+    if crop < 0 or 0 < crop < scale:
+        raise ValueError(
+            f"`--validation_crop` must be 0 (whole images) or at least `--upscale_factor` ({scale}: one LR pixel), "
+            f"got {crop}."
+        )
+    if steps and args.num_validation_images < 1:
+        raise ValueError(
+            f"`--num_validation_images` must be >= 1 with `--validation_steps`, got {args.num_validation_images}."
+        )
+    if steps and args.stage == "diffusion" and args.validation_inference_steps < 1:
+        raise ValueError(
+            f"`--validation_inference_steps` must be >= 1 (DDPM steps per validation image), got "
+            f"{args.validation_inference_steps}."
+        )
 
 
 def min_resolution(args) -> Tuple[int, str]:
