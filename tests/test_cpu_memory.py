@@ -73,7 +73,7 @@ def test_other_c_libraries_are_left_alone():
     assert cpu_memory.retain_freed_cpu_memory() is False
 
 
-@pytest.mark.parametrize("threshold", [0, -1, 2**31, 1.5, "1G"])
+@pytest.mark.parametrize("threshold", [0, -1, 2**31, 1.5, "1G", True])  # True is no byte count
 def test_bad_threshold(threshold):
     with pytest.raises(ValueError, match="positive number of bytes"):
         cpu_memory.retain_freed_cpu_memory(threshold)

@@ -18,6 +18,7 @@ preloaded allocators (jemalloc, tcmalloc, which already cache) are left alone.
 
 import ctypes
 import ctypes.util
+import numbers
 import os
 import platform
 from typing import Optional
@@ -55,7 +56,7 @@ def retain_freed_cpu_memory(threshold: int = 2**31 - 1) -> bool:
     >>> applied = retain_freed_cpu_memory()  # once, before running the pipeline on the CPU
     ```
     """
-    if not isinstance(threshold, int) or not 0 < threshold < 2**31:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Integral) or not 0 < threshold < 2**31:
         raise ValueError(f"`threshold` must be a positive number of bytes below 2**31 (a C int), got {threshold!r}.")
     if os.environ.get(OPT_OUT_VARIABLE, "0") not in ("", "0"):
         return False
@@ -69,6 +70,7 @@ def retain_freed_cpu_memory(threshold: int = 2**31 - 1) -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success; glibc versions that cap the mmap threshold lower refuse larger values.
+    threshold = int(threshold)  # numpy integers
     applied = bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, threshold))
     if not applied:
         logger.info("glibc refused the malloc thresholds; freed CPU memory keeps going back to the system.")
