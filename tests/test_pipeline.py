@@ -353,7 +353,8 @@ def test_images_too_large_for_the_memory_left_are_refused_before_any_work(pipe, 
 
     lr = torch.rand(2, 3, 16, 12)
     hr_pixels = 2 * 3 * 64 * 48  # two images x three samples, x4
-    needed = pipeline_srdiff._BYTES_PER_HR_PIXEL * hr_pixels // 2 + pipeline_srdiff._BYTES_PER_FINISHED_PIXEL * hr_pixels
+    per_pixel, per_finished_pixel = pipeline_srdiff._BYTES_PER_HR_PIXEL, pipeline_srdiff._BYTES_PER_FINISHED_PIXEL
+    needed = per_pixel * hr_pixels // 2 + per_finished_pixel * hr_pixels  # the largest image, then all
     calls = []
     monkeypatch.setattr(pipe.unet, "forward", lambda *a, **k: calls.append(1))  # no work may start
     monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: needed - 1)

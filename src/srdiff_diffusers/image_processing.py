@@ -235,7 +235,9 @@ def _prepare_pil(image: "PIL.Image.Image") -> PreparedImage:
         try:  # a lazily opened PIL image is decoded here
             array = np.asarray(image)
         except OSError as error:
-            raise ValueError(f"The PIL image could not be decoded ({error}): the file is truncated or corrupt.") from None
+            raise ValueError(
+                f"The PIL image could not be decoded ({error}): the file is truncated or corrupt."
+            ) from None
         if array.ndim == 2:
             array = array[:, :, None]
         tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255

@@ -66,6 +66,11 @@ def _output(images01: torch.Tensor, output_type: str, return_dict: bool):
     return ImagePipelineOutput(images=images) if return_dict else (images,)
 
 
+def _is_unit_number(value) -> bool:
+    """A real number in [0, 1] (Python or numpy; not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 <= value <= 1
+
+
 class SRDiffFusionPipeline(SRDiffPipeline):
     r"""
     Content fusion (Algorithm 3 of the paper, with a mask instead of a fixed eye box): the masked region of a source HR
@@ -143,7 +148,8 @@ class SRDiffFusionPipeline(SRDiffPipeline):
             if (low_res.shape[-2] * scale, low_res.shape[-1] * scale) != (height, width):
                 raise ValueError(
                     f"`image` (the target's LR image) is {tuple(low_res.shape[-2:])} (HxW), so x{scale} it is "
-                    f"{(low_res.shape[-2] * scale, low_res.shape[-1] * scale)}, but `target_image` is {(height, width)}."
+                    f"{(low_res.shape[-2] * scale, low_res.shape[-1] * scale)}, but `target_image` is "
+                    f"{(height, width)}."
                 )
 
         # Algorithm 3, lines 3-12: the naive paste, refined from t-bar under the target's LR image ...
@@ -281,7 +287,7 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
         ):
             interpolation_weights = [interpolation_weights]  # one weight
         weights = [w.item() if hasattr(w, "item") else w for w in interpolation_weights]  # numpy and torch numbers
-        if not weights or any(isinstance(w, bool) or not (isinstance(w, numbers.Real) and 0 <= w <= 1) for w in weights):
+        if not weights or not all(_is_unit_number(w) for w in weights):
             raise ValueError(f"`interpolation_weights` must be numbers in [0, 1], got {interpolation_weights!r}.")
         if isinstance(generator, list):
             raise ValueError("Pass one `generator`: its state is copied for every interpolation weight.")
