@@ -171,6 +171,24 @@ def test_fusion_inside_the_mask_is_the_refined_paste(pipe):
     assert np.abs(fused[mask] - refined[mask]).max() <= 1e-6
 
 
+def test_fusion_returns_the_target_s_mode(pipe):
+    """Gray, RGBA and palette targets come back as such (as the main pipeline returns its input's mode)."""
+    fusion = SRDiffFusionPipeline.from_pipe(pipe)
+    target, source, mask = _fusion_inputs()
+    gray = PIL.Image.fromarray(target[:, :, 0])
+    out = fusion(gray, PIL.Image.fromarray(source[:, :, 0]), mask, num_inference_steps=2, generator=_gen()).images[0]
+    assert out.mode == "L" and np.array_equal(np.asarray(out)[~mask], target[:, :, 0][~mask])
+    alpha = np.random.default_rng(1).integers(0, 256, (32, 32), dtype=np.uint8)
+    rgba = PIL.Image.fromarray(np.dstack([target, alpha]))
+    out = fusion(rgba, source, mask, num_inference_steps=2, generator=_gen()).images[0]
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[:, :, 3], alpha)  # the target's own alpha
+    palette = PIL.Image.fromarray(target).quantize(16)
+    out = fusion(palette, source, mask, num_inference_steps=2, generator=_gen()).images[0]
+    assert out.mode == "P" and out.getpalette() == palette.getpalette()
+    pt = fusion(gray, source[:, :, 0], mask, num_inference_steps=2, output_type="pt").images
+    assert pt.shape == (1, 1, 32, 32)
+
+
 def test_fusion_rejects_bad_masks(pipe):
     fusion = SRDiffFusionPipeline.from_pipe(pipe)
     target, source, _ = _fusion_inputs()

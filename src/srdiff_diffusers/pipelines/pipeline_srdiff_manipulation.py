@@ -14,18 +14,22 @@ import torch
 from diffusers import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil
+from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
 from .pipeline_srdiff import SRDiffPipeline
 from .tiling import DEFAULT_TILE_OVERLAP
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
 
 
-def _one_rgb(image: ImageInput, what: str) -> torch.Tensor:
+def _one_image(image: ImageInput, what: str) -> PreparedImage:
     prepared = prepare_images(image)
     if len(prepared) != 1:
         raise ValueError(f"`{what}` must be a single image, got {len(prepared)}.")
-    return prepared[0].rgb
+    return prepared[0]
+
+
+def _one_rgb(image: ImageInput, what: str) -> torch.Tensor:
+    return _one_image(image, what).rgb
 
 
 def _prepare_mask(mask, height: int, width: int) -> torch.Tensor:
@@ -52,11 +56,16 @@ def _prepare_mask(mask, height: int, width: int) -> torch.Tensor:
     return mask[None, None]
 
 
-def _output(images01: torch.Tensor, output_type: str, return_dict: bool):
-    """[0, 1] RGB images to the requested type, without a round trip through [-1, 1] (so copied pixels stay exact)."""
+def _output(images01: torch.Tensor, output_type: str, return_dict: bool, like: Optional[PreparedImage] = None):
+    """
+    [0, 1] images to the requested type, without a round trip through [-1, 1] (so copied pixels stay exact); RGB
+    ones in the channels and mode of `like` (gray, its alpha, its palette), as the main pipeline returns its input's.
+    """
+    if like is not None:
+        images01 = to_output_channels(images01, like, scale=1)  # `like` is HR already: its alpha is kept as is
     if output_type == "pil":
-        rgb = PreparedImage(images01[:1], kind="pil")
-        images = [tensor_to_pil(image, rgb) for image in images01]
+        like = like or PreparedImage(images01[:1], kind="pil")
+        images = [tensor_to_pil(image, like) for image in images01]
     elif output_type == "np":
         images = images01.permute(0, 2, 3, 1).cpu().numpy()
     elif output_type == "pt":
@@ -126,7 +135,8 @@ class SRDiffFusionPipeline(SRDiffPipeline):
                 f"`strength` must be in [0, 1) for content fusion (0 returns the naive paste; 1 would start from pure "
                 f"noise and ignore it), got {strength!r}."
             )
-        target = _one_rgb(target_image, "target_image")
+        target_item = _one_image(target_image, "target_image")
+        target = target_item.rgb
         source = _one_rgb(source_image, "source_image")
         if source.shape != target.shape:
             raise ValueError(
@@ -173,7 +183,7 @@ class SRDiffFusionPipeline(SRDiffPipeline):
         )
         # ... line 13: only the masked region of the refined image goes into the target.
         result = target + region * (refined - target)
-        return _output(result, output_type, return_dict)
+        return _output(result, output_type, return_dict, like=target_item)
 
 
 class SRDiffInterpolationPipeline(SRDiffPipeline):
