@@ -402,6 +402,23 @@ def test_cli_dataset_from_a_data_folder_or_a_saved_dataset(data, capsys):
     assert "has no split 'train'; it has ['test']" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_too_small_image_before_evaluating_any(data, capsys, monkeypatch):
+    from srdiff_diffusers.commands import evaluate as evaluate_command
+
+    evaluated = []
+    real = evaluate_command.FigureWriter.__call__
+    monkeypatch.setattr(
+        evaluate_command.FigureWriter, "__call__", lambda *a, **k: evaluated.append(1) or real(*a, **k)
+    )
+    PIL.Image.new("RGB", (16, 24)).save(data / "hr" / "z_small.png")  # sorted last, so reached last
+    for source in (["--hr-dir", str(data / "hr")], ["--dataset", str(data / "hr"), "--split", "train"]):
+        out = data / f"o_small{len(evaluated)}{source[0]}"
+        assert main(["evaluate", *source, "--scale", "4", "--no-lpips", "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "HR image 'z_small' (16x24) is too small" in err and "at least 20x20" in err
+        assert not evaluated and not out.exists()
+
+
 def test_cli_errors(data, capsys):
     hr, model = str(data / "hr"), str(data / "model")
 
@@ -448,7 +465,8 @@ def test_the_smallest_evaluable_size_is_what_the_metrics_take(scale):
         else:  # the metrics themselves refuse it, and prepare_pair says why first, for the image and for `crop`
             with pytest.raises(ValueError, match="SSIM"):
                 image_metrics_of(hr, sr, scale)
-            with pytest.raises(ValueError, match=f"too small: at x{scale} the metrics need at least {minimum}x"):
+            message = f"too small: at x{scale} the metrics need HR images of at least {minimum}x"
+            with pytest.raises(ValueError, match=message):
                 prepare_pair(hr, scale=scale)
             with pytest.raises(ValueError, match=f"crop to {minimum} or more"):
                 prepare_pair(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), scale=scale, crop=size)

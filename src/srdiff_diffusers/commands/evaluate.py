@@ -144,7 +144,19 @@ def load_dataset_images(args) -> Tuple[list, List[str]]:
         )
     count = len(data) if args.max_images is None else min(args.max_images, len(data))
     images = [data[index][args.image_column] for index in range(count)]
-    return images, [f"{args.split}-{index:05d}" for index in range(count)]
+    for index, image in enumerate(images):
+        if not isinstance(image, PIL.Image.Image):
+            raise ValueError(
+                f"--image-column {args.image_column!r} of {args.dataset} holds {type(image).__name__}, not images"
+            )
+    # The file name when the data set has one (an image folder), else the split and index.
+    names = [
+        Path(getattr(image, "filename", "") or "").stem or f"{args.split}-{index:05d}"
+        for index, image in enumerate(images)
+    ]
+    if len(set(names)) != len(names):
+        names = [f"{args.split}-{index:05d}" for index in range(count)]
+    return images, names
 
 
 def load_model(model: str, device: str, dtype: torch.dtype = torch.float32):
@@ -250,6 +262,7 @@ def write_reports(results: dict, output_dir: Path, title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..commands.upscale import set_scheduler
     from ..evaluation import evaluate_pipeline
+    from ..evaluation.loop import check_evaluable_size
 
     # 1. arguments
     if (args.hr_dir is None) == (args.dataset is None):
@@ -308,6 +321,9 @@ def run(args: argparse.Namespace) -> int:
             )
         set_scheduler(pipe, args.scheduler)
     scale = pipe.upscale_factor if pipe is not None else args.scale
+    for image, name in zip(hr_images, names):  # before any work, not when the loop reaches a small image
+        width, height = PIL.Image.open(image).size if isinstance(image, Path) else image.size
+        check_evaluable_size(width, height, scale, args.crop, name)
     if lr_images is not None:
         check_sizes(hr_images, lr_images, scale)
     steps = args.steps or (100 if args.scheduler == "ddpm" else 20)

@@ -90,6 +90,25 @@ def min_evaluable_size(scale: int) -> int:
     return -(-needed // scale) * scale
 
 
+def check_evaluable_size(width: int, height: int, scale: int, crop: Optional[int] = None, name: str = "image"):
+    """
+    Raises `ValueError` when an HR image of this size, center-cropped to `crop` and cropped to a multiple of the
+    scale as [`prepare_pair`] does, is smaller than what every metric takes ([`min_evaluable_size`]). Callers with
+    many images check them all first, so that a small one fails before any work.
+    """
+    minimum = min_evaluable_size(scale)
+    why = (
+        f"at x{scale} the metrics need HR images of at least {minimum}x{minimum} (PSNR-Y and SSIM-Y crop a "
+        f"{scale}-pixel border, and SSIM-Y's window is {Y_SSIM_WINDOW}x{Y_SSIM_WINDOW})"
+    )
+    if crop is not None and crop < minimum:
+        raise ValueError(f"`crop` ({crop}) is too small: {why}; crop to {minimum} or more.")
+    if crop is not None:
+        width, height = min(crop, width), min(crop, height)
+    if min(width, height) // scale * scale < minimum:
+        raise ValueError(f"HR image {name!r} ({width}x{height}{' after `crop`' if crop else ''}) is too small: {why}.")
+
+
 def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: str = "image"):
     """
     Makes the (HR, LR) pair that is evaluated, without ever resampling the ground truth.
@@ -111,14 +130,8 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
     """
     hr = to_uint8_rgb(hr, f"HR image {name!r}")
     lr = None if lr is None else to_uint8_rgb(lr, f"LR image {name!r}")
-    minimum = min_evaluable_size(scale)
+    check_evaluable_size(hr.shape[1], hr.shape[0], scale, crop, name)
     if crop is not None:
-        if crop < minimum:
-            raise ValueError(
-                f"`crop` ({crop}) is too small: at x{scale} the metrics need HR images of at least {minimum}x{minimum} "
-                f"(PSNR-Y and SSIM-Y crop a {scale}-pixel border, and SSIM-Y's window is {Y_SSIM_WINDOW}x"
-                f"{Y_SSIM_WINDOW}); crop to {minimum} or more."
-            )
         height, width = hr.shape[:2]
         crop_h, crop_w = min(crop, height) // scale * scale, min(crop, width) // scale * scale
         top, left = (height - crop_h) // 2 // scale * scale, (width - crop_w) // 2 // scale * scale
@@ -126,12 +139,6 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
         if lr is not None:
             lr = lr[top // scale : (top + crop_h) // scale, left // scale : (left + crop_w) // scale]
     height, width = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
-    if min(height, width) < minimum:
-        raise ValueError(
-            f"HR image {name!r} ({hr.shape[1]}x{hr.shape[0]}{' after `crop`' if crop else ''}) is too small: at "
-            f"x{scale} the metrics need at least {minimum}x{minimum} (PSNR-Y and SSIM-Y crop a {scale}-pixel border, "
-            f"and SSIM-Y's window is {Y_SSIM_WINDOW}x{Y_SSIM_WINDOW})."
-        )
     hr = np.ascontiguousarray(hr[:height, :width])
     if lr is None:
         lr = _to_numpy(imresize(_to_tensor(hr), scale=1 / scale))[0]
