@@ -245,6 +245,10 @@ def test_interpolation_endpoints_equal_the_plain_samples_from_each_latent(pipe):
     assert len(one) == 1 and torch.equal(one[0], images[1])
     with pytest.raises(TypeError, match="torch.Generator"):
         interp(lr, latents_a, latents_b, interpolation_weights=[0.5], strength=0.5, generator=1)
+    # slerp of a zero latent has no angle: said so, not a NaN caught later as "check the weights"
+    with pytest.raises(ValueError, match="finite, non-zero latents"):
+        interp(lr, latents_a, torch.zeros_like(latents_b), interpolation_weights=[0.5], strength=0.5,
+               interpolation="slerp")  # fmt: skip
 
 
 def test_interpolation_from_sr_results_and_slerp(pipe):

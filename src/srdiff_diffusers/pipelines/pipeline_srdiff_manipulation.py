@@ -247,7 +247,10 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
         if weight == 0:
             return latents_b.clone()
         a, b = latents_a.flatten(1), latents_b.flatten(1)
-        cos = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).clamp(-1, 1)
+        norms = a.norm(dim=1) * b.norm(dim=1)
+        if not (torch.isfinite(norms).all() and (norms > 0).all()):
+            raise ValueError("Spherical interpolation needs finite, non-zero latents (an angle between them).")
+        cos = ((a * b).sum(1) / norms).clamp(-1, 1)
         theta = torch.acos(cos)[:, None]
         sin = torch.sin(theta).clamp_min(1e-8)
         mixed = (torch.sin(weight * theta) * a + torch.sin((1 - weight) * theta) * b) / sin
