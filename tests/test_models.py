@@ -53,6 +53,52 @@ def test_unet_rejects_bad_sizes():
         SRDiffUNet2DModel(upscale_factor=3)
     with pytest.raises(ValueError, match="power of two"):
         RRDBEncoder(upscale_factor=6)
+    cond = torch.randn(1, encoder.condition_channels, 2, 2)
+    # exactly the size multiple: its lowest level would be 1 pixel, which reflection padding cannot take
+    with pytest.raises(ValueError, match="multiples of 8 and at least 16"):
+        unet(torch.randn(1, 3, 8, 8), 1, cond)
+    cond = torch.randn(1, encoder.condition_channels, 4, 4)
+    for sample, timestep, condition, message in [
+        (torch.randn(3, 16, 16), 1, cond, r"`sample` must be a \(batch, 3, H, W\) tensor"),  # no batch dimension
+        (torch.randn(1, 4, 16, 16), 1, cond, r"`sample` must be a \(batch, 3, H, W\)"),
+        (torch.randn(3, 3, 16, 16), torch.tensor([1, 2]), cond, "one number or one per sample"),
+        (torch.randn(1, 3, 16, 16), [10], cond, "`timestep` must be a number or a tensor"),
+        (torch.randn(1, 3, 16, 16), None, cond, "`timestep` must be a number or a tensor"),
+        (torch.randn(1, 3, 16, 16), 1, cond.repeat(2, 1, 1, 1), "give 1 or 1"),
+        (torch.randn(1, 3, 16, 16), 1, torch.randn(1, 2 * encoder.condition_channels, 4, 4), "`encoder_hidden_states`"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            unet(sample, timestep, condition)
+    with pytest.raises(ValueError, match="The projected condition is"):
+        unet(torch.randn(1, 3, 16, 16), 1, projected_condition=torch.randn(1, 4, 16, 16))
+
+
+def test_configs_and_inputs_that_cannot_work_are_refused():
+    for kwargs, message in [
+        (dict(block_out_channels=(8, 0, 16)), r"`block_out_channels\[1\]` must be a positive integer"),
+        (dict(condition_channels=0), "`condition_channels` must be a positive integer"),
+        (dict(upscale_factor=4.0), "`upscale_factor` must be a positive integer"),
+        (dict(block_out_channels=8), "at least two levels"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            SRDiffUNet2DModel(**kwargs)
+    for kwargs, message in [
+        (dict(num_features=0), "`num_features` must be a positive integer"),
+        (dict(num_features=1), "dense blocks grow by half"),
+        (dict(num_blocks=1), "`num_blocks` must be >= 2 for the default condition"),
+        (dict(condition_feature_indices=2), "must be a tuple of indices"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            RRDBEncoder(**kwargs)
+    assert RRDBEncoder(num_features=8, num_blocks=1, condition_feature_indices=(0, 1)).condition_channels == 16
+    # uint8 or 0..255 input gave saturated garbage (5 dB) without a word
+    _, encoder = tiny_components(4)
+    lr = torch.randint(0, 256, (1, 3, 4, 4), dtype=torch.uint8)
+    with pytest.raises(TypeError, match=r"float tensor in \[-1, 1\].*x / 127.5 - 1"):
+        encoder(lr)
+    with pytest.raises(ValueError, match=r"values in \[.*\]; the encoder takes LR images in \[-1, 1\]"):
+        encoder.encode(lr.float())
+    encoder.encode(lr.float() / 127.5 - 1)  # the right range runs
 
 
 @pytest.mark.parametrize(

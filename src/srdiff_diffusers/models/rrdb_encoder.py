@@ -2,6 +2,7 @@
 """The RRDB low-resolution encoder of SRDiff, with its PSNR-oriented SR head, as a diffusers model."""
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -121,16 +122,36 @@ class RRDBEncoder(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMi
         condition_feature_indices: Optional[Tuple[int, ...]] = None,
     ):
         super().__init__()
+        sizes = {"in_channels": in_channels, "out_channels": out_channels, "num_features": num_features}
+        sizes.update(num_blocks=num_blocks, upscale_factor=upscale_factor)
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if upscale_factor < 2 or upscale_factor & (upscale_factor - 1):
             raise ValueError(f"`upscale_factor` must be a power of two >= 2, got {upscale_factor}.")
+        if growth_channels is None and num_features < 2:
+            raise ValueError(f"`num_features` must be >= 2 (the dense blocks grow by half of it), got {num_features}.")
+        if growth_channels is not None and (not isinstance(growth_channels, numbers.Integral) or growth_channels < 1):
+            raise ValueError(f"`growth_channels` must be a positive integer, got {growth_channels!r}.")
+        if condition_feature_indices is None and num_blocks < 2:
+            raise ValueError(
+                f"`num_blocks` must be >= 2 for the default condition (features 2, 5, 8, ...: the paper's), got "
+                f"{num_blocks}; or pass `condition_feature_indices`."
+            )
         if growth_channels is None:
             growth_channels = num_features // 2
             self.register_to_config(growth_channels=growth_channels)
         if condition_feature_indices is None:
             condition_feature_indices = tuple(range(2, num_blocks + 1, 3))
             self.register_to_config(condition_feature_indices=condition_feature_indices)
+        if not isinstance(condition_feature_indices, (tuple, list)):
+            raise ValueError(
+                f"`condition_feature_indices` must be a tuple of indices, got {condition_feature_indices!r}."
+            )
         condition_feature_indices = tuple(condition_feature_indices)
-        if not condition_feature_indices or any(not 0 <= i <= num_blocks for i in condition_feature_indices):
+        if not condition_feature_indices or any(
+            not isinstance(i, numbers.Integral) or not 0 <= i <= num_blocks for i in condition_feature_indices
+        ):
             raise ValueError(
                 f"`condition_feature_indices` must be a non-empty subset of 0..{num_blocks} (the block outputs and "
                 f"the trunk output), got {condition_feature_indices}."
@@ -153,10 +174,24 @@ class RRDBEncoder(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMi
         return self.config.num_features * len(self.config.condition_feature_indices)
 
     def _features(self, lr: torch.Tensor, stop_early: bool) -> Tuple[torch.Tensor, ...]:
+        if not torch.is_tensor(lr) or not lr.is_floating_point():
+            what = lr.dtype if torch.is_tensor(lr) else type(lr).__name__
+            raise TypeError(
+                f"`lr` must be a float tensor in [-1, 1], got {what}; convert uint8 images with `x / 127.5 - 1`."
+            )
         if lr.ndim != 4 or lr.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"Expected an LR batch of shape (batch, {self.config.in_channels}, H, W), got {tuple(lr.shape)}."
             )
+        if lr.numel():
+            # 0-255 data would pass through silently and give saturated garbage (5 dB): one reduction per call
+            # (a few LR pixels) to say so instead.
+            low, high = (float(v) for v in torch.aminmax(lr.detach()))
+            if not -1.5 <= low <= high <= 1.5:
+                raise ValueError(
+                    f"`lr` has values in [{low:.4g}, {high:.4g}]; the encoder takes LR images in [-1, 1] "
+                    "(`x / 127.5 - 1` for uint8 data, `2 * x - 1` for [0, 1] data)."
+                )
         # Trained on [0, 1] inputs; SRDiff passes [-1, 1] everywhere else.
         first = hidden = self.conv_in((lr + 1) / 2)
         features = []

@@ -1,6 +1,7 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """The conditional noise predictor of SRDiff (Li et al., 2021), as a diffusers model."""
 
+import numbers
 from typing import Optional, Tuple, Union
 
 import torch
@@ -137,16 +138,24 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         upscale_factor: int = 4,
     ):
         super().__init__()
-        if len(block_out_channels) < 2:
+        if not isinstance(block_out_channels, (tuple, list)) or len(block_out_channels) < 2:
             raise ValueError(
-                f"`block_out_channels` needs at least two levels, got {tuple(block_out_channels)}."
+                f"`block_out_channels` needs at least two levels (a tuple of widths), got {block_out_channels!r}."
             )
+        sizes = {"in_channels": in_channels, "out_channels": out_channels, "condition_channels": condition_channels}
+        sizes.update({"upscale_factor": upscale_factor})
+        sizes.update({f"block_out_channels[{i}]": width for i, width in enumerate(block_out_channels)})
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if upscale_factor < 2 or upscale_factor % 2:
             # The projection (kernel 2s, stride s, padding s // 2) gives exactly s * H only for even s.
             raise ValueError(f"`upscale_factor` must be an even integer >= 2, got {upscale_factor}.")
         base = block_out_channels[0]
         if base % 2 or base < 4:
-            raise ValueError(f"`block_out_channels[0]` sets the time embedding size and must be even and >= 4, got {base}.")
+            raise ValueError(
+                f"`block_out_channels[0]` sets the time embedding size and must be even and >= 4, got {base}."
+            )
 
         # 1. time: sin half then cos half, frequencies exp(-log(10000) * i / (c/2 - 1)), then an MLP with Mish.
         self.time_proj = Timesteps(base, flip_sin_to_cos=False, downscale_freq_shift=1)
@@ -219,21 +228,43 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         Returns:
             [`UNet2DOutput`] or `tuple`: the predicted noise.
         """
+        if not torch.is_tensor(sample) or sample.ndim != 4 or sample.shape[1] != self.config.in_channels:
+            shape = tuple(sample.shape) if torch.is_tensor(sample) else type(sample).__name__
+            raise ValueError(f"`sample` must be a (batch, {self.config.in_channels}, H, W) tensor, got {shape}.")
+        batch = sample.shape[0]
         if projected_condition is None:
             if encoder_hidden_states is None:
                 raise ValueError("Pass `encoder_hidden_states` (from `RRDBEncoder.encode`) or `projected_condition`.")
+            channels = self.config.condition_channels
+            if encoder_hidden_states.ndim != 4 or encoder_hidden_states.shape[1] != channels:
+                raise ValueError(
+                    f"`encoder_hidden_states` must be (batch, {channels}, H / {self.config.upscale_factor}, "
+                    f"W / {self.config.upscale_factor}) from `RRDBEncoder.encode`, got "
+                    f"{tuple(encoder_hidden_states.shape)}."
+                )
             projected_condition = self.project_condition(encoder_hidden_states)
         multiple = self.sample_size_multiple
-        if sample.shape[-2] % multiple or sample.shape[-1] % multiple:
+        if sample.shape[-2] % multiple or sample.shape[-1] % multiple or min(sample.shape[-2:]) < 2 * multiple:
             raise ValueError(
-                f"`sample` height and width must be multiples of {multiple}, got {tuple(sample.shape[-2:])}; "
-                "pad the image first (SRDiffPipeline does this for you)."
+                f"`sample` height and width must be multiples of {multiple} and at least {2 * multiple} (the lowest "
+                f"level reflection-pads 2 pixels), got {tuple(sample.shape[-2:])}; pad the image first "
+                "(SRDiffPipeline does this for you)."
             )
-        if projected_condition.shape[-2:] != sample.shape[-2:]:
+        expected = (self.config.block_out_channels[0],) + tuple(sample.shape[-2:])
+        if projected_condition.ndim != 4 or tuple(projected_condition.shape[1:]) != expected:
             raise ValueError(
-                f"The projected condition has size {tuple(projected_condition.shape[-2:])} but `sample` has "
-                f"{tuple(sample.shape[-2:])}: the encoder features must be {self.config.upscale_factor}x smaller "
-                "than the sample."
+                f"The projected condition is {tuple(projected_condition.shape)} but `sample` needs (batch, "
+                f"*{expected}): the encoder features must be {self.config.upscale_factor}x smaller than the sample."
+            )
+        if projected_condition.shape[0] not in (1, batch):
+            raise ValueError(
+                f"The condition has batch {projected_condition.shape[0]} and `sample` {batch}: give 1 or {batch}."
+            )
+        if isinstance(timestep, bool) or not (torch.is_tensor(timestep) or isinstance(timestep, numbers.Real)):
+            raise TypeError(f"`timestep` must be a number or a tensor, got {type(timestep).__name__}.")
+        if torch.is_tensor(timestep) and (timestep.ndim > 1 or timestep.numel() not in (1, batch)):
+            raise ValueError(
+                f"`timestep` must be one number or one per sample ({batch}), got shape {tuple(timestep.shape)}."
             )
 
         # 1. time
