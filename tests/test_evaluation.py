@@ -144,6 +144,36 @@ def test_metric_argument_errors():
         psnr(prediction, reference, "rgb")
     with pytest.raises(ValueError, match="at least 7x7"):
         ssim(prediction[:6, :6], reference[:6, :6])
+    # the torch metrics: [0, 1] floats (pipeline output) and NaN were scored without a word (86 dB, inf)
+    a, b = (torch.from_numpy(x).permute(2, 0, 1).float() for x in (prediction, reference))
+    for metric in (psnr_torch, ssim_torch):
+        with pytest.raises(ValueError, match=r"looks like \[0, 1\] data.*multiply it by 255"):
+            metric(a / 255, b / 255)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            metric(a * float("nan"), b)
+    assert psnr_torch(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)).item() == math.inf  # black 0-255 images are fine
+    assert psnr_torch(a, b).item() == pytest.approx(psnr(prediction, reference))
+    # one colour image is not K samples of one
+    with pytest.raises(ValueError, match="looks like one HxWxC image"):
+        diversity_sigma(prediction)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        diversity_sigma([])
+
+
+def test_evaluate_pipeline_argument_errors(tmp_path):
+    hr = smooth_image(32, seed=3)
+    run = dict(scale=4, lpips=False, progress=False)
+    for kwargs, error, message in [
+        (dict(hr_images=str(tmp_path), methods=["bicubic"]), TypeError, "for a folder, list its files"),
+        (dict(hr_images=hr, methods=["bicubic"]), TypeError, "got one ndarray"),
+        (dict(hr_images=[hr], methods="bicubic"), TypeError, "`methods` must be a list"),
+        (dict(hr_images=[hr], methods=["bicubic"], names="a"), TypeError, "`names` must be a list"),
+        (dict(hr_images=[hr], methods=["bicubic"], seed=None), ValueError, "`seed` must be an integer"),
+    ]:
+        with pytest.raises(error, match=message):
+            evaluate_pipeline(None, **kwargs, **run)
+    one = evaluate_pipeline(None, [hr], methods=["bicubic"], num_samples=np.int64(1), **run)
+    assert one["methods"]["bicubic"]["psnr"] > 0
 
 
 def test_lr_psnr_infinite_for_a_downscale_consistent_image_and_finite_otherwise():

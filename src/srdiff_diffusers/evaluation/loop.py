@@ -10,6 +10,7 @@ lines) so that an interrupted run resumes.
 """
 
 import json
+import numbers
 import os
 import zlib
 from pathlib import Path
@@ -393,6 +394,13 @@ def evaluate_pipeline(
         `dict`: `{"scale", "methods": {method: {metric: mean}}, "per_image": [rows], "lpips": None or
         "LPIPS unavailable: <reason>", "settings": {...}}`. PSNR values may be `inf` (identical images).
     """
+    for name, value in (("hr_images", hr_images), ("lr_images", lr_images), ("names", names), ("methods", methods)):
+        # A string (a folder, one method) or one array is iterable too, and would be read item by item.
+        if isinstance(value, (str, os.PathLike, np.ndarray, PIL.Image.Image)):
+            raise TypeError(
+                f"`{name}` must be a list (one entry per image, or of method names), got one {type(value).__name__}; "
+                "wrap it in a list" + ("; for a folder, list its files" if name.endswith("images") else "") + "."
+            )
     methods = list(dict.fromkeys(methods))
     unknown = [method for method in methods if method not in METHODS]
     if unknown or not methods:
@@ -410,8 +418,11 @@ def evaluate_pipeline(
         scale = pipe.upscale_factor
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise ValueError(f"`scale` must be a positive integer (the SR factor), got {scale!r}.")
-    if not isinstance(num_samples, int) or num_samples < 1:
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    num_samples = int(num_samples)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"`seed` must be an integer (each image's generator is seeded from it), got {seed!r}.")
     if "srdiff_mean" in methods and num_samples < 2:
         raise ValueError(
             f"The mean of SRDiff samples needs `num_samples` >= 2 (CLI: --num-samples), got {num_samples}."

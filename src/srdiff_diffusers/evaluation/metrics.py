@@ -84,6 +84,17 @@ def _torch_to_nchw(image: torch.Tensor, what: str) -> torch.Tensor:
         image = image[None]
     elif image.ndim != 4:
         raise ValueError(f"{what} must be (N, C, H, W), (C, H, W) or (H, W), got shape {tuple(image.shape)}.")
+    if image.is_floating_point() and image.numel():
+        # A NaN would compare as "no error" (PSNR inf), and [0, 1] data as a near-black image (PSNR ~5 dB against
+        # uint8): both without a word otherwise.
+        low, high = (float(v) for v in torch.aminmax(image.detach()))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{what} contains NaN or infinite values.")
+        if 0 < high <= 1:
+            raise ValueError(
+                f"{what} has values in [{low:.4g}, {high:.4g}]: it looks like [0, 1] data, but the metrics take the "
+                "0-255 scale; multiply it by 255 (or pass uint8)."
+            )
     return image
 
 
@@ -370,10 +381,17 @@ def diversity_sigma(samples: Union[np.ndarray, Sequence[np.ndarray]]) -> float:
         `float`: the mean per-pixel standard deviation (ddof = 0), 0-255 scale.
     """
     if isinstance(samples, (list, tuple)):
+        if len(samples) < 2:
+            raise ValueError(f"The diversity sigma needs at least 2 samples of the same image, got {len(samples)}.")
         shapes = {np.shape(sample) for sample in samples}
         if len(shapes) > 1:
             raise ValueError(f"All samples must have the same shape, got {sorted(shapes)}.")
         samples = np.stack(samples)
     if not isinstance(samples, np.ndarray) or samples.dtype != np.uint8:
         raise TypeError("`samples` must be uint8 numpy images (KxHxW[xC] or a list of HxW[xC]).")
+    if samples.ndim == 3 and samples.shape[-1] in (3, 4) and samples.shape[0] > 4:
+        # K gray samples of width 3 or 4 are implausible; one colour image is a common slip.
+        raise ValueError(
+            f"`samples` {samples.shape} looks like one HxWxC image; pass K >= 2 samples of it (a list or KxHxWxC)."
+        )
     return float(diversity_sigma_torch(torch.from_numpy(np.ascontiguousarray(samples))))
