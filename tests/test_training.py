@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -552,13 +553,14 @@ def test_the_installed_package_carries_the_model_card_template():
     assert packaged.read_text() == (REPO_ROOT / "model_card.md").read_text()
 
 
-def test_model_card_of_an_exported_checkpoint(tmp_path):
+def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
     from srdiff_diffusers.training.model_card import main as model_card_main
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     # The card's mean loss covers only the steps up to the exported checkpoint (step 2 here): (0.5 + 0.3) / 2.
-    (run_dir / "loss_log.jsonl").write_text("".join(f'{{"step": {s}, "loss": {v}}}\n' for s, v in [(1, 0.5), (2, 0.3), (3, 9.0)]))
+    records = [(1, 0.5), (2, 0.3), (3, 9.0)]
+    (run_dir / "loss_log.jsonl").write_text("".join(f'{{"step": {s}, "loss": {v}}}\n' for s, v in records))
     (tmp_path / "results.md").write_text("| method | PSNR |\n|---|---|\n| SRDiff | 23.45 |\n")
     command = (
         "python examples/train_srdiff.py --stage diffusion --train_data_dir ../shared/datasets/BSD100/HR "
@@ -572,9 +574,26 @@ def test_model_card_of_an_exported_checkpoint(tmp_path):
     text = (model_dir / "README.md").read_text()
     assert "| SRDiff | 23.45 |" in text and "for 2 optimizer steps" in text and "0.4000" in text
     assert "library_name: diffusers" in text and "{{" not in text
-    with pytest.raises(ValueError, match="must start with"):
-        model_card_main([str(model_dir), "--training_command", "python other.py", "--run_dir", str(run_dir),
-                         "--global_step", "2"])  # fmt: skip
+    # mistakes are one `error:` line (exit 2), never a traceback or the training parser's usage
+    common = ["--run_dir", str(run_dir), "--global_step", "2"]
+    for argv, words in [
+        ([str(model_dir), "--training_command", "python other.py", *common], ["the command that trained"]),
+        ([str(model_dir), "--training_command", "python -m srdiff_diffusers.training --stage rrdb", *common],
+         ["does not parse as training arguments", "--output_dir"]),
+        ([str(model_dir), "--training_command", command, "--run_dir", str(tmp_path / "none"), "--global_step", "2"],
+         ["loss_log.jsonl"]),
+        ([str(tmp_path / "typo"), "--training_command", command, *common], ["not an exported model folder"]),
+    ]:  # fmt: skip
+        assert model_card_main(argv) == 2
+        assert_one_error_line(capsys.readouterr().err, "python -m srdiff_diffusers.training.model_card", *words)
+    assert not (tmp_path / "typo").exists()  # a mistyped folder is not created
+    # the package's own entry point is a training command too; the evaluation may be given as a path
+    package_command = command.replace("examples/train_srdiff.py", "-m srdiff_diffusers.training")
+    argv = [str(model_dir), "--training_command", package_command, *common, "--evaluation", str(tmp_path / "results.md")]
+    assert model_card_main(argv) == 0 and "| SRDiff | 23.45 |" in (model_dir / "README.md").read_text()
+    args = parse_args(shlex.split(command)[2:])
+    card = render_model_card(args, TrainingResult(global_step=2), evaluation=tmp_path / "results.md")
+    assert "| SRDiff | 23.45 |" in card.text and "results.md" not in card.text.split("## Evaluation")[1][:40]
 
 
 # ---------------------------------------------------------------------------------------------------------------
