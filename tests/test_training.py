@@ -589,7 +589,8 @@ def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
     assert not (tmp_path / "typo").exists()  # a mistyped folder is not created
     # the package's own entry point is a training command too; the evaluation may be given as a path
     package_command = command.replace("examples/train_srdiff.py", "-m srdiff_diffusers.training")
-    argv = [str(model_dir), "--training_command", package_command, *common, "--evaluation", str(tmp_path / "results.md")]
+    evaluation = ["--evaluation", str(tmp_path / "results.md")]
+    argv = [str(model_dir), "--training_command", package_command, *common, *evaluation]
     assert model_card_main(argv) == 0 and "| SRDiff | 23.45 |" in (model_dir / "README.md").read_text()
     args = parse_args(shlex.split(command)[2:])
     card = render_model_card(args, TrainingResult(global_step=2), evaluation=tmp_path / "results.md")
