@@ -152,6 +152,15 @@ def test_missing_init_image_is_named(model_dir, inputs, tmp_path, capsys):
     assert "nope.png does not exist" in err and "corrupt" not in err
 
 
+def test_version(capsys):
+    import srdiff_diffusers
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"srdiff-diffusers {srdiff_diffusers.__version__}"
+
+
 def test_bad_models(inputs, tmp_path, capsys):
     assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "no")]) == 1
     assert "no such model folder" in capsys.readouterr().err

@@ -233,6 +233,11 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
         assert "decay" not in config and "_name_or_path" not in config  # no EMA state, no local path of this run
     with pytest.raises(ValueError, match="already holds a pipeline"):
         export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"))
+    with pytest.raises(TypeError, match="`overwrite` must be True or False"):  # "False" is truthy: it overwrote
+        export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), str(tmp_path / "exported"),
+                        overwrite="False")  # fmt: skip
+    with pytest.raises(TypeError, match="`output_dir` must be a folder path"):
+        export_pipeline(str(tmp_path / "full" / "checkpoint-6"), str(encoder_dir), None)
     # several checkpoints: the mean of their (EMA) weights, against the two exported one by one
     checkpoints = [str(tmp_path / "full" / f"checkpoint-{step}") for step in (4, 6)]
     averaged = export_pipeline(checkpoints, str(encoder_dir), str(tmp_path / "averaged")).unet.state_dict()

@@ -10,6 +10,8 @@ import importlib
 import sys
 from typing import List, Optional
 
+from . import __version__
+
 COMMANDS = {
     "upscale": "Super-resolve images with an SRDiff model.",
     "convert": "Convert an original SRDiff checkpoint (LeiaLi/SRDiff) to a diffusers folder.",
@@ -19,6 +21,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srdiff", description="SRDiff diffusion super-resolution.")
+    parser.add_argument("--version", action="version", version=f"srdiff-diffusers {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"srdiff_diffusers.commands.{name}")

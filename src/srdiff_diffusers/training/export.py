@@ -79,6 +79,14 @@ def export_pipeline(
     Returns:
         [`SRDiffPipeline`]: the saved pipeline.
     """
+    for name, flag in (("use_ema", use_ema), ("overwrite", overwrite)):
+        if not isinstance(flag, bool):  # "False" is truthy and would overwrite
+            raise TypeError(f"`{name}` must be True or False, got {flag!r}.")
+    for name, path in (("pretrained_encoder", pretrained_encoder), ("output_dir", output_dir)):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`{name}` must be a folder path, got {type(path).__name__}.")
+    if checkpoint is None or isinstance(checkpoint, bytes):
+        raise TypeError(f"`checkpoint` must be a checkpoint-N folder path or a list of them, got {checkpoint!r}.")
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     if not checkpoints:
         raise ValueError("Give at least one checkpoint to export.")
