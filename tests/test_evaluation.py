@@ -174,6 +174,21 @@ def test_evaluate_pipeline_argument_errors(tmp_path):
             evaluate_pipeline(None, **kwargs, **run)
     one = evaluate_pipeline(None, [hr], methods=["bicubic"], num_samples=np.int64(1), **run)
     assert one["methods"]["bicubic"]["psnr"] > 0
+    for scale in (None, 0, 4.0, "4"):
+        with pytest.raises(ValueError, match="`scale` must be a positive integer"):
+            prepare_pair(hr, scale=scale)
+    with pytest.raises(ValueError, match="`crop` must be an integer"):
+        prepare_pair(hr, scale=4, crop=30.5)
+    lr = prepare_pair(hr, scale=4)[1]
+    for method, image, message in [
+        ("bicubic", lr[:, :, 0], "HxWx3 uint8 array"),  # gray: used to fail inside torch
+        ("bicubic", lr / 255.0, "HxWx3 uint8 array"),  # floats gave a float64 image at 1/255 of the scale
+        ("bicubc", lr, "Unknown method 'bicubc'"),  # was "needs a model"
+    ]:
+        with pytest.raises(ValueError, match=message):
+            super_resolve(method, image, scale=4)
+    with pytest.raises(ValueError, match="does not match the model"):
+        super_resolve("rrdb", lr, scale=2, pipe=tiny_pipeline())
 
 
 def test_lr_psnr_infinite_for_a_downscale_consistent_image_and_finite_otherwise():

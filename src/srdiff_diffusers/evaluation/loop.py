@@ -84,6 +84,11 @@ def _to_numpy(batch: torch.Tensor) -> List[np.ndarray]:
     return [np.ascontiguousarray(item) for item in batch.permute(0, 2, 3, 1).cpu().numpy()]
 
 
+def _check_scale(scale) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"`scale` must be a positive integer (the SR factor), got {scale!r}.")
+
+
 def min_evaluable_size(scale: int) -> int:
     """The smallest HR side every metric takes at this scale: a multiple of it, with SSIM-Y's window left after the
     `scale`-pixel border that the Y convention crops."""
@@ -129,6 +134,9 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
     Returns:
         `(np.ndarray, np.ndarray)`: `HxWx3` and `(H/s)x(W/s)x3` uint8.
     """
+    _check_scale(scale)
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, numbers.Integral)):
+        raise ValueError(f"`crop` must be an integer number of HR pixels, got {crop!r}.")
     hr = to_uint8_rgb(hr, f"HR image {name!r}")
     lr = None if lr is None else to_uint8_rgb(lr, f"LR image {name!r}")
     check_evaluable_size(hr.shape[1], hr.shape[0], scale, crop, name)
@@ -188,6 +196,14 @@ def super_resolve(
     Returns:
         `List[np.ndarray]`: `(H*s)x(W*s)x3` uint8 images.
     """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
+    if not isinstance(lr, np.ndarray) or lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3:
+        what = f"{lr.dtype} array of shape {lr.shape}" if isinstance(lr, np.ndarray) else type(lr).__name__
+        raise ValueError(f"`lr` must be an HxWx3 uint8 array (see `to_uint8_rgb`), got a {what}.")
+    _check_scale(scale)
+    if pipe is not None and method != "bicubic" and scale != pipe.upscale_factor:
+        raise ValueError(f"`scale` {scale} does not match the model, which upscales x{pipe.upscale_factor}.")
     if method == "bicubic":
         # MATLAB's imresize on a uint8 image, as benchmark "Bicubic" rows are computed.
         return _to_numpy(imresize(_to_tensor(lr), scale=scale))
@@ -416,8 +432,7 @@ def evaluate_pipeline(
                 f"{pipe.upscale_factor} (with a matching LR folder) or use a x{scale} model."
             )
         scale = pipe.upscale_factor
-    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
-        raise ValueError(f"`scale` must be a positive integer (the SR factor), got {scale!r}.")
+    _check_scale(scale)
     if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     num_samples = int(num_samples)
