@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import pickle
+import re
 import stat
 
 import numpy as np
@@ -269,6 +270,19 @@ def test_contradicting_original_config_is_refused(tmp_path, key, value, stored):
         converted("x4_small", original_config=config)
     message = str(error.value)
     assert f"`{key}`" in message and repr(value) in message and stored in message
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("hidden_size", "16", "`hidden_size` must be an integer, got '16' (str)"),  # said "'16' but ... give 16"
+        ("res", "False", "`res` must be true or false, got 'False'"),  # the string "False" is truthy
+    ],
+)
+def test_original_config_values_of_the_wrong_type_are_named(key, value, message):
+    _, _, hparams = reference("x4_small")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        converted("x4_small", original_config=dict(hparams, **{key: value}))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -447,6 +447,10 @@ def check_original_config(
     for key, ours in from_tensors.items():
         if key not in config:
             continue
+        if key != "unet_dim_mults" and (isinstance(config[key], bool) or not isinstance(config[key], int)):
+            raise ValueError(
+                f"Original config `{key}` must be an integer, got {config[key]!r} ({type(config[key]).__name__})."
+            )
         theirs = _parse_dim_mults(config[key]) if key == "unet_dim_mults" else config[key]
         if theirs != ours:
             raise ValueError(f"Original config `{key}` is {config[key]!r} but the checkpoint's tensors give {ours!r}.")
@@ -460,6 +464,8 @@ def check_original_config(
     # Variants of the original code that this pipeline does not implement.
     unsupported = {"res": True, "use_attn": False, "use_wn": False, "up_input": False, "use_rrdb": True}
     for key, supported in unsupported.items():
+        if key in config and not isinstance(config[key], bool):  # the string "False" is truthy
+            raise ValueError(f"Original config `{key}` must be true or false, got {config[key]!r}.")
         if key in config and bool(config[key]) != supported:
             raise ValueError(
                 f"Original config `{key}` is {config[key]!r}; SRDiffPipeline supports only `{key}: {supported}` "
