@@ -10,7 +10,6 @@ lines) so that an interrupted run resumes.
 """
 
 import json
-import numbers
 import os
 import zlib
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..image_processing import imresize
+from ..utils.argument_checks import is_int
 from ..utils.image_files import open_image, to_rgb8
 from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
@@ -85,7 +85,7 @@ def _to_numpy(batch: torch.Tensor) -> List[np.ndarray]:
 
 
 def _check_scale(scale) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+    if not is_int(scale) or scale < 1:
         raise ValueError(f"`scale` must be a positive integer (the SR factor), got {scale!r}.")
 
 
@@ -135,7 +135,7 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
         `(np.ndarray, np.ndarray)`: `HxWx3` and `(H/s)x(W/s)x3` uint8.
     """
     _check_scale(scale)
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, numbers.Integral)):
+    if crop is not None and (not is_int(crop)):
         raise ValueError(f"`crop` must be an integer number of HR pixels, got {crop!r}.")
     hr = to_uint8_rgb(hr, f"HR image {name!r}")
     lr = None if lr is None else to_uint8_rgb(lr, f"LR image {name!r}")
@@ -433,10 +433,10 @@ def evaluate_pipeline(
             )
         scale = pipe.upscale_factor
     _check_scale(scale)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+    if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     num_samples = int(num_samples)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if not is_int(seed):
         raise ValueError(f"`seed` must be an integer (each image's generator is seeded from it), got {seed!r}.")
     if "srdiff_mean" in methods and num_samples < 2:
         raise ValueError(

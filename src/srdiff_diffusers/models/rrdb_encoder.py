@@ -13,6 +13,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from ..utils.argument_checks import is_int
 from .readable_weights import ReadableWeightsMixin
 from .strict_loading import StrictLoadingMixin
 
@@ -125,7 +126,7 @@ class RRDBEncoder(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMi
         sizes = {"in_channels": in_channels, "out_channels": out_channels, "num_features": num_features}
         sizes.update(num_blocks=num_blocks, upscale_factor=upscale_factor)
         for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if upscale_factor < 2 or upscale_factor & (upscale_factor - 1):
             raise ValueError(f"`upscale_factor` must be a power of two >= 2, got {upscale_factor}.")

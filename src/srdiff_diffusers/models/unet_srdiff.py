@@ -1,7 +1,6 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """The conditional noise predictor of SRDiff (Li et al., 2021), as a diffusers model."""
 
-import numbers
 from typing import Optional, Tuple, Union
 
 import torch
@@ -12,6 +11,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
+from ..utils.argument_checks import is_int, is_real
 from .activations import mish, mish_
 from .padding import reflection_pad1
 from .readable_weights import ReadableWeightsMixin
@@ -146,7 +146,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         sizes.update({"upscale_factor": upscale_factor})
         sizes.update({f"block_out_channels[{i}]": width for i, width in enumerate(block_out_channels)})
         for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if upscale_factor < 2 or upscale_factor % 2:
             # The projection (kernel 2s, stride s, padding s // 2) gives exactly s * H only for even s.
@@ -260,7 +260,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
             raise ValueError(
                 f"The condition has batch {projected_condition.shape[0]} and `sample` {batch}: give 1 or {batch}."
             )
-        if isinstance(timestep, bool) or not (torch.is_tensor(timestep) or isinstance(timestep, numbers.Real)):
+        if not (torch.is_tensor(timestep) or is_real(timestep)):
             raise TypeError(f"`timestep` must be a number or a tensor, got {type(timestep).__name__}.")
         if torch.is_tensor(timestep) and (timestep.ndim > 1 or timestep.numel() not in (1, batch)):
             raise ValueError(

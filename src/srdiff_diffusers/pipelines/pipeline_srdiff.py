@@ -4,7 +4,6 @@
 import inspect
 import json
 import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -21,6 +20,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..image_processing import imresize, prepare_images, tensor_to_pil, to_output_channels
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
+from ..utils.argument_checks import is_int, is_real
 from ..utils.cpu_memory import available_cpu_memory
 from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
 from ..utils.precision import NonFiniteGuard
@@ -123,7 +123,7 @@ def _noise_schedule(scheduler) -> Optional[torch.Tensor]:
 
 def _check_count(value, name: str) -> None:
     """A positive Python or numpy integer (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
@@ -496,11 +496,11 @@ class SRDiffPipeline(DiffusionPipeline):
         # 1. check inputs
         self.check_inputs(num_inference_steps, output_type, num_images_per_prompt, callback_on_step_end_tensor_inputs)
         num_inference_steps, num_images_per_prompt = int(num_inference_steps), int(num_images_per_prompt)  # numpy ints
-        if isinstance(tile_size, numbers.Integral) and not isinstance(tile_size, bool):
+        if is_int(tile_size):
             tile_size = int(tile_size)
-        if isinstance(tile_overlap, numbers.Integral) and not isinstance(tile_overlap, bool):
+        if is_int(tile_overlap):
             tile_overlap = int(tile_overlap)
-        if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not 0 <= eta < math.inf:
+        if not is_real(eta) or not 0 <= eta < math.inf:
             raise ValueError(f"`eta` must be a number >= 0 (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
         if not isinstance(lr_consistency, (bool, np.bool_)):
             raise TypeError(f"`lr_consistency` must be True or False, got {lr_consistency!r}.")
@@ -571,7 +571,7 @@ class SRDiffPipeline(DiffusionPipeline):
 
     def _check_manipulation_inputs(self, prepared, total, latents, init_image, strength, tile_overlap):
         """Checks `latents`, `init_image`, `strength` and `tile_overlap`; returns the init images as (1, 3, H, W)."""
-        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength <= 1:
+        if not is_real(strength) or not 0 <= strength <= 1:
             raise ValueError(f"`strength` must be a number in [0, 1] (t-bar / T), got {strength!r}.")
         if init_image is not None and strength == 1:
             raise ValueError(

@@ -15,6 +15,7 @@ from diffusers import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
+from ..utils.argument_checks import is_real
 from .pipeline_srdiff import SRDiffPipeline
 from .tiling import DEFAULT_TILE_OVERLAP
 
@@ -77,7 +78,7 @@ def _output(images01: torch.Tensor, output_type: str, return_dict: bool, like: O
 
 def _is_unit_number(value) -> bool:
     """A real number in [0, 1] (Python or numpy; not a bool)."""
-    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 <= value <= 1
+    return is_real(value) and 0 <= value <= 1
 
 
 class SRDiffFusionPipeline(SRDiffPipeline):
@@ -130,7 +131,7 @@ class SRDiffFusionPipeline(SRDiffPipeline):
             raise ValueError("Content fusion needs `target_image`, `source_image` and `mask`.")
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
-        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength < 1:
+        if not is_real(strength) or not 0 <= strength < 1:
             raise ValueError(
                 f"`strength` must be in [0, 1) for content fusion (0 returns the naive paste; 1 would start from pure "
                 f"noise and ignore it), got {strength!r}."

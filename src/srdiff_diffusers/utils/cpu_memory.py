@@ -18,12 +18,13 @@ preloaded allocators (jemalloc, tcmalloc, which already cache) are left alone.
 
 import ctypes
 import ctypes.util
-import numbers
 import os
 import platform
 from typing import Optional
 
 from diffusers.utils import logging
+
+from .argument_checks import is_int
 
 logger = logging.get_logger(__name__)
 
@@ -56,7 +57,7 @@ def retain_freed_cpu_memory(threshold: int = 2**31 - 1) -> bool:
     >>> applied = retain_freed_cpu_memory()  # once, before running the pipeline on the CPU
     ```
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Integral) or not 0 < threshold < 2**31:
+    if not is_int(threshold) or not 0 < threshold < 2**31:
         raise ValueError(f"`threshold` must be a positive number of bytes below 2**31 (a C int), got {threshold!r}.")
     if os.environ.get(OPT_OUT_VARIABLE, "0") not in ("", "0"):
         return False

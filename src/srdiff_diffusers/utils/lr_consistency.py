@@ -1,11 +1,11 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """Pulls an SR image's low frequencies to its LR image (iterative back-projection with MATLAB bicubic)."""
 
-import numbers
 
 import torch
 
 from ..image_processing import imresize
+from .argument_checks import is_int
 
 
 def lr_consistency(image: torch.Tensor, low_res: torch.Tensor, scale: int, iterations: int = 1) -> torch.Tensor:
@@ -30,9 +30,9 @@ def lr_consistency(image: torch.Tensor, low_res: torch.Tensor, scale: int, itera
                 f"`{name}` must be a float tensor (N, C, H, W) in [0, 1] or [-1, 1], got a {what}; convert uint8 "
                 "data with `.float() / 255` (integer arithmetic would wrap around)."
             )
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+    if not is_int(scale) or scale < 1:
         raise ValueError(f"`scale` must be a positive integer, got {scale!r}.")
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
+    if not is_int(iterations) or iterations < 1:
         raise ValueError(f"`iterations` must be a positive integer (back-projection steps), got {iterations!r}.")
     if low_res.shape[0] not in (1, image.shape[0]) or low_res.shape[1] != image.shape[1]:
         raise ValueError(
