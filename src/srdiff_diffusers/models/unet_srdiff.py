@@ -196,6 +196,11 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         """HR height and width must be multiples of this (one halving per contracting step but the last)."""
         return 2 ** (len(self.config.block_out_channels) - 1)
 
+    @property
+    def min_sample_size(self) -> int:
+        """The smallest HR height and width: the lowest level reflection-pads by one pixel, so it needs 2."""
+        return 2 * self.sample_size_multiple
+
     def project_condition(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         r"""
         Projects encoder features to HR size. The projection does not depend on the timestep, so a sampler can
@@ -243,10 +248,10 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
                     f"{tuple(encoder_hidden_states.shape)}."
                 )
             projected_condition = self.project_condition(encoder_hidden_states)
-        multiple = self.sample_size_multiple
-        if sample.shape[-2] % multiple or sample.shape[-1] % multiple or min(sample.shape[-2:]) < 2 * multiple:
+        multiple, minimum = self.sample_size_multiple, self.min_sample_size
+        if sample.shape[-2] % multiple or sample.shape[-1] % multiple or min(sample.shape[-2:]) < minimum:
             raise ValueError(
-                f"`sample` height and width must be multiples of {multiple} and at least {2 * multiple} (the lowest "
+                f"`sample` height and width must be multiples of {multiple} and at least {minimum} (the lowest "
                 f"level reflection-pads 2 pixels), got {tuple(sample.shape[-2:])}; pad the image first "
                 "(SRDiffPipeline does this for you)."
             )

@@ -282,8 +282,7 @@ class SRDiffPipeline(DiffusionPipeline):
         """The LR size multiple the U-Net needs, and the smallest LR size it takes (itself a multiple)."""
         multiple = self.unet.sample_size_multiple
         lr_multiple = multiple // math.gcd(multiple, self.upscale_factor)
-        # The U-Net's lowest level reflection-pads by one pixel, so it needs at least 2 (HR >= 2 * multiple).
-        min_lr = -(-2 * multiple // self.upscale_factor)
+        min_lr = -(-self.unet.min_sample_size // self.upscale_factor)
         return lr_multiple, min_lr + (-min_lr) % lr_multiple
 
     def pad_to_multiple(self, lr: torch.Tensor) -> torch.Tensor:

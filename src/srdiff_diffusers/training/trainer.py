@@ -138,8 +138,8 @@ def min_resolution(args) -> Tuple[int, str]:
     scale = args.upscale_factor
     if args.stage == "rrdb":
         return scale, f"one LR pixel at `--upscale_factor` {scale}"
-    # The U-Net's lowest level reflection-pads by one pixel, so it needs 2 (HR 2 * multiple), as the pipeline's
-    # `_lr_size_rule`; the patch must also be a multiple of the scale and of the U-Net's multiple.
+    # `SRDiffUNet2DModel.min_sample_size` (2 * multiple: its lowest level pads by one pixel), computed from the
+    # options since no model is built yet; the patch must also be a multiple of the scale and of the U-Net's multiple.
     levels = len(args.unet_block_out_channels)
     multiple = 2 ** (levels - 1)
     step = math.lcm(scale, multiple)
