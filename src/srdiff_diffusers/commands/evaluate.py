@@ -119,16 +119,18 @@ def match_lr(hr_files: List[Path], lr_dir: Path, scale: Optional[int]) -> List[P
     return matched
 
 
-def check_sizes(hr_files: List[Path], lr_files: List[Path], scale: int) -> None:
-    """Fails before any work when an LR image is not its HR image's size divided by the scale."""
-    for hr, lr in zip(hr_files, lr_files):
-        with PIL.Image.open(hr) as hr_image, PIL.Image.open(lr) as lr_image:
-            expected = (hr_image.width // scale, hr_image.height // scale)
-            if lr_image.size != expected:
-                raise ValueError(
-                    f"{lr} is {lr_image.width}x{lr_image.height} but {hr.name} is {hr_image.width}x{hr_image.height}, "
-                    f"so its x{scale} LR image should be {expected[0]}x{expected[1]}; check --scale and --lr-dir"
-                )
+def check_sizes(
+    hr_files: List[Path], hr_sizes: List[Tuple[int, int]], lr_files: List[Path], lr_sizes: List[Tuple[int, int]],
+    scale: int,
+) -> None:
+    """Fails before any work when an LR image is not its HR image's size divided by the scale (sizes: (w, h))."""
+    for hr, (hr_width, hr_height), lr, lr_size in zip(hr_files, hr_sizes, lr_files, lr_sizes):
+        expected = (hr_width // scale, hr_height // scale)
+        if lr_size != expected:
+            raise ValueError(
+                f"{lr} is {lr_size[0]}x{lr_size[1]} but {hr.name} is {hr_width}x{hr_height}, "
+                f"so its x{scale} LR image should be {expected[0]}x{expected[1]}; check --scale and --lr-dir"
+            )
 
 
 def load_dataset_images(args) -> Tuple[list, List[str]]:
@@ -301,11 +303,14 @@ def run(args: argparse.Namespace) -> int:
         hr_files = list_images(Path(args.hr_dir), "--hr-dir")[: args.max_images]
         names = [p.stem for p in hr_files]
         lr_files = match_lr(hr_files, Path(args.lr_dir), scale_hint) if args.lr_dir else None
-        for path in hr_files + (lr_files or []):
-            open_image(path)  # a corrupt file fails now, not after the model load and earlier images
+        # Every file decoded once now, so that a corrupt one fails before the model load and earlier images; the
+        # sizes are all the checks below need.
+        hr_sizes = [open_image(path).size for path in hr_files]
+        lr_sizes = [open_image(path).size for path in lr_files] if lr_files else None
         hr_images, lr_images = hr_files, lr_files
     else:
         hr_images, names = load_dataset_images(args)
+        hr_sizes = [image.size for image in hr_images]
         lr_images = None
     output_dir = Path(args.output_dir)
 
@@ -321,11 +326,10 @@ def run(args: argparse.Namespace) -> int:
             )
         set_scheduler(pipe, args.scheduler)
     scale = pipe.upscale_factor if pipe is not None else args.scale
-    for image, name in zip(hr_images, names):  # before any work, not when the loop reaches a small image
-        width, height = PIL.Image.open(image).size if isinstance(image, Path) else image.size
+    for (width, height), name in zip(hr_sizes, names):  # before any work, not when the loop reaches a small image
         check_evaluable_size(width, height, scale, args.crop, name)
     if lr_images is not None:
-        check_sizes(hr_images, lr_images, scale)
+        check_sizes(hr_images, hr_sizes, lr_images, lr_sizes, scale)
     steps = args.steps or (100 if args.scheduler == "ddpm" else 20)
 
     # 4. evaluate, saving figures as images complete
