@@ -53,7 +53,7 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         image = open_image(image)
     if isinstance(image, PIL.Image.Image):
-        return _pil_to_uint8_rgb(image, what)
+        return np.asarray(to_rgb8(image, what)).copy()  # the metrics are defined on 8-bit images, as benchmarks
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{what} must be a file path, a PIL image or a numpy array, got {type(image).__name__}.")
     if image.dtype != np.uint8:
@@ -67,11 +67,6 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
-
-
-def _pil_to_uint8_rgb(image: PIL.Image.Image, what: str) -> np.ndarray:
-    # The metrics are defined on 8-bit images, as the benchmarks are.
-    return np.asarray(to_rgb8(image, what)).copy()
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
