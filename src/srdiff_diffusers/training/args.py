@@ -3,7 +3,7 @@
 
 import argparse
 import sys
-from typing import List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .trainer import main
 
@@ -121,10 +121,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def user_error_line(prog: str, error: BaseException) -> str:
-    """`PROG: error: MESSAGE` on one line, as argparse's own errors."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    return f"{prog}: error: {message}"
+def run_reporting_user_errors(prog: str, call: Callable[[], Any]) -> int:
+    """
+    Runs `call()` for a command line: a mistake in the arguments or the data (`USER_ERRORS`) becomes one line
+    `PROG: error: MESSAGE` on stderr and exit status 2, as argparse's own errors, instead of a traceback; other errors
+    keep their traceback. Returns 0 once `call` returns.
+    """
+    try:
+        call()
+    except USER_ERRORS as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cli_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
@@ -144,9 +153,4 @@ def cli_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> in
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    try:
-        main(args)
-    except USER_ERRORS as error:
-        print(user_error_line(parser.prog, error), file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_user_errors(parser.prog, lambda: main(args))

@@ -13,7 +13,6 @@ in the same way as an EMA.
 
 import argparse
 import os
-import sys
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from .args import USER_ERRORS, user_error_line
+from .args import run_reporting_user_errors
 from .trainer import EMA_SUBFOLDER, STAGE_SUBFOLDERS, load_encoder
 
 
@@ -130,13 +129,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
     args = parser.parse_args(argv)
-    try:
+    def export():
         export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
-    except USER_ERRORS as error:
-        print(user_error_line(parser.prog, error), file=sys.stderr)
-        return 2
-    print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
-    return 0
+        print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
+
+    return run_reporting_user_errors(parser.prog, export)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,13 @@
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..utils.io import atomic_write
-from .args import user_error_line
+from .args import run_reporting_user_errors
 
 # The template lives at the repository root; an installed package without it falls back to the copy next to this file.
 _TEMPLATE_CANDIDATES = (
@@ -131,13 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--global_step", type=int, required=True, help="The step of the exported checkpoint.")
     parser.add_argument("--evaluation", help="A markdown file for the evaluation section (e.g. results.md).")
     options = parser.parse_args(argv)
-    try:
-        path = _card_of_export(options)
-    except (ValueError, OSError) as error:  # a wrong command, folder or file: one line, as argparse's errors
-        print(user_error_line(parser.prog, error), file=sys.stderr)
-        return 2
-    print(f"Wrote {path}")
-    return 0
+    return run_reporting_user_errors(parser.prog, lambda: print(f"Wrote {_card_of_export(options)}"))
 
 
 def _card_of_export(options) -> Path:
