@@ -121,6 +121,16 @@ def _noise_schedule(scheduler) -> Optional[torch.Tensor]:
     return None if alphas_cumprod is None else torch.as_tensor(alphas_cumprod).detach().cpu().double()
 
 
+def check_generator(generator) -> None:
+    """`generator` is None, a torch.Generator or a list of them (an int seed, for one, fails deep in diffusers)."""
+    generators = generator if isinstance(generator, list) else [generator]
+    if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
+        raise TypeError(
+            "`generator` must be a torch.Generator (e.g. `torch.Generator().manual_seed(0)` for seed 0) or a list "
+            f"of them, got {type(generator).__name__}."
+        )
+
+
 def _check_count(value, name: str) -> None:
     """A positive Python or numpy integer (not a bool, not a float)."""
     if not is_int(value) or value < 1:
@@ -503,12 +513,7 @@ class SRDiffPipeline(DiffusionPipeline):
             raise ValueError(f"`eta` must be a number >= 0 (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
         if not isinstance(lr_consistency, (bool, np.bool_)):
             raise TypeError(f"`lr_consistency` must be True or False, got {lr_consistency!r}.")
-        generators = generator if isinstance(generator, list) else [generator]
-        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
-            raise TypeError(
-                "`generator` must be a torch.Generator (e.g. `torch.Generator().manual_seed(0)` for seed 0) or a list "
-                f"of them, got {type(generator).__name__}."
-            )
+        check_generator(generator)
         prepared = prepare_images(image)
         self._check_cpu_memory(prepared, num_images_per_prompt)
         total = len(prepared) * num_images_per_prompt

@@ -16,7 +16,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
 from ..utils.argument_checks import is_real
-from .pipeline_srdiff import SRDiffPipeline
+from .pipeline_srdiff import SRDiffPipeline, check_generator
 from .tiling import DEFAULT_TILE_OVERLAP
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
@@ -305,11 +305,7 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
             raise ValueError(f"`interpolation_weights` must be numbers in [0, 1], got {interpolation_weights!r}.")
         if isinstance(generator, list):
             raise ValueError("Pass one `generator`: its state is copied for every interpolation weight.")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
-                "`generator` must be a torch.Generator (e.g. `torch.Generator().manual_seed(0)`), got "
-                f"{type(generator).__name__}."
-            )
+        check_generator(generator)  # before its state is read
         state = generator.get_state() if generator is not None else None
 
         outputs = []
