@@ -123,8 +123,10 @@ class RRDBEncoder(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMi
         condition_feature_indices: Optional[Tuple[int, ...]] = None,
     ):
         super().__init__()
-        sizes = {"in_channels": in_channels, "out_channels": out_channels, "num_features": num_features}
-        sizes.update(num_blocks=num_blocks, upscale_factor=upscale_factor)
+        sizes = dict(
+            in_channels=in_channels, out_channels=out_channels, num_features=num_features, num_blocks=num_blocks,
+            upscale_factor=upscale_factor,
+        )
         for name, value in sizes.items():
             if not is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")

@@ -142,9 +142,11 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
             raise ValueError(
                 f"`block_out_channels` needs at least two levels (a tuple of widths), got {block_out_channels!r}."
             )
-        sizes = {"in_channels": in_channels, "out_channels": out_channels, "condition_channels": condition_channels}
-        sizes.update({"upscale_factor": upscale_factor})
-        sizes.update({f"block_out_channels[{i}]": width for i, width in enumerate(block_out_channels)})
+        sizes = dict(
+            in_channels=in_channels, out_channels=out_channels, condition_channels=condition_channels,
+            upscale_factor=upscale_factor,
+            **{f"block_out_channels[{i}]": width for i, width in enumerate(block_out_channels)},
+        )
         for name, value in sizes.items():
             if not is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
