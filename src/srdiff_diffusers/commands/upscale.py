@@ -48,7 +48,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="A saved SRDiffPipeline folder or a Hub id; defaults to the installed model if there is one.",
+        help="A shipped model's name (bicubic), a saved SRDiffPipeline folder or a Hub id; defaults to the shipped "
+        "default model.",
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="Denoising steps (default: 100 for ddpm, 20 for the others)."
@@ -171,9 +172,9 @@ def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32):
     """
     from ..models import RRDBEncoder, SRDiffUNet2DModel
     from ..pipelines import SRDiffPipeline
+    from ..pretrained import resolve_model
 
-    if model is None:
-        model = default_model_path()
+    model = default_model_path() if model is None else resolve_model(model)
     if model is None:
         print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
         with torch.random.fork_rng():
