@@ -12,8 +12,8 @@ install_requires = [
 ]
 
 extras = {
-    "train": ["accelerate>=0.30", "datasets>=2.19", "tensorboard"],
-    "eval": ["scikit-image>=0.21", "evaluate>=0.4"],
+    "train": ["accelerate>=0.30", "datasets>=2.19", "tensorboard", "kornia>=0.7"],
+    "eval": ["scikit-image>=0.21", "evaluate>=0.4", "kornia>=0.7"],  # kornia: `srdiff degrade`
     "lpips": ["lpips>=0.1.4"],  # pulls torchvision; LPIPS is reported as unavailable without it
     "test": ["pytest>=7", "scikit-image>=0.21"],
 }

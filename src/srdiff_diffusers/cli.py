@@ -16,6 +16,7 @@ COMMANDS = {
     "upscale": "Super-resolve images with an SRDiff model.",
     "convert": "Convert an original SRDiff checkpoint (LeiaLi/SRDiff) to a diffusers folder.",
     "evaluate": "Compute PSNR/SSIM/LPIPS/LR-PSNR/diversity on a data set and write a report.",
+    "degrade": "Make LR test images from HR ones (real-world degradations or MATLAB bicubic), reproducibly.",
 }
 
 

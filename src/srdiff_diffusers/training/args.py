@@ -38,6 +38,11 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         help="Stage `diffusion` (required): a folder with a trained RRDBEncoder (`save_pretrained` output, a stage-"
         "rrdb output folder, or a pipeline folder with an `encoder` subfolder). Stage `rrdb`: optional warm start.",
     )
+    g.add_argument(
+        "--pretrained_unet", type=str, default=None,
+        help="Stage `diffusion`, optional warm start: a pipeline folder (or a U-Net folder) whose U-Net of the same "
+        "configuration initialises the trained one (e.g. the bicubic model, to train the realistic one faster).",
+    )
     g.add_argument("--upscale_factor", type=int, default=4, help="SR scale.")
     g.add_argument("--rrdb_num_features", type=int, default=32, help="RRDB trunk width (paper: 32).")
     g.add_argument("--rrdb_num_blocks", type=int, default=8, help="Number of RRDB blocks (paper: 8).")
@@ -62,6 +67,16 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     g.add_argument(
         "--preset", choices=("none", "faces"), default="none",
         help="`faces`: center crop 178 and resize to 160 before cropping, as the paper's CelebA setup.",
+    )
+    g.add_argument(
+        "--degradation", choices=("bicubic", "realistic"), default="bicubic",
+        help="How LR patches are made: `bicubic` (MATLAB bicubic, the paper's and the benchmarks' setting) or "
+        "`realistic` (Real-ESRGAN's second-order blur, resize, noise and JPEG, drawn anew for every patch).",
+    )
+    g.add_argument(
+        "--degradation_config", type=str, default=None,
+        help="With `--degradation realistic`: a JSON file overriding the degradation ranges (see "
+        "srdiff_diffusers.degradations.DegradationConfig; default: Real-ESRGAN's).",
     )
     g.add_argument("--no_augment", action="store_true", help="Disable random flips and 90-degree rotations.")
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading subprocesses.")

@@ -2,6 +2,7 @@
 """Training data: HR images through `datasets`, random aligned HR/LR patches with the LR made on the fly."""
 
 import io
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import PIL.Image
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..degradations import DegradationConfig, degrade
 from ..image_processing import imresize
 from ..utils.image_datasets import load_image_dataset
 from ..utils.image_files import to_rgb8
@@ -178,6 +180,18 @@ def augment(images: Sequence[torch.Tensor], rng: np.random.Generator) -> List[to
     return out
 
 
+def degradation_config(args) -> Optional[DegradationConfig]:
+    """The real-world degradation of `--degradation realistic` (`None` for bicubic), with `--degradation_config`."""
+    if args.degradation != "realistic":
+        return None
+    if not args.degradation_config:
+        return DegradationConfig()
+    try:
+        return DegradationConfig.from_json(args.degradation_config)
+    except (OSError, json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"`--degradation_config` {args.degradation_config!r}: {error}") from None
+
+
 class SRPatchDataset(Dataset):
     r"""
     Random aligned (HR patch, LR patch) pairs. The LR image is made from the whole HR image with the MATLAB-bicubic
@@ -199,6 +213,8 @@ class SRPatchDataset(Dataset):
         augment (`bool`, *optional*, defaults to `True`): Random flips and 90-degree rotations.
         preset (`str`, *optional*, defaults to `"none"`): `"faces"` for the CelebA preparation.
         cache_images (`bool`, *optional*, defaults to `True`): Keep decoded images (and their LR) in memory.
+        degradation (`DegradationConfig`, *optional*): Make each LR patch from its HR patch with this real-world
+            degradation ([`~degradations.degrade`], drawn from `(seed, k)`) instead of MATLAB bicubic.
     """
 
     def __init__(
@@ -210,6 +226,7 @@ class SRPatchDataset(Dataset):
         augment: bool = True,
         preset: str = "none",
         cache_images: bool = True,
+        degradation: Optional[DegradationConfig] = None,
     ):
         if resolution % scale:
             raise ValueError(f"`resolution` ({resolution}) must be a multiple of the scale ({scale}).")
@@ -217,6 +234,9 @@ class SRPatchDataset(Dataset):
             raise ValueError(f"`preset` must be 'none' or 'faces', got {preset!r}.")
         self.resolution, self.scale, self.seed = resolution, scale, seed
         self.augment, self.preset, self.cache_images = augment, preset, cache_images
+        if degradation is not None and any(r.lr_path is not None for r in records):
+            raise ValueError("Paired LR images (`--train_lr_data_dir`) and `--degradation realistic` exclude each other.")
+        self.degradation = degradation
         self._cache: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
         self.records, self.skipped = self._check(records)
 
@@ -323,6 +343,9 @@ class SRPatchDataset(Dataset):
                 lr = _to_rgb_uint8(image, record.lr_path)
             s = self.scale
             pair = (hr[:, : lr.shape[1] * s, : lr.shape[2] * s], lr)
+        elif self.degradation is not None:  # the LR is made per patch
+            height, width = hr.shape[-2:]
+            pair = (hr[:, : height - height % self.scale, : width - width % self.scale], None)
         else:
             pair = make_lr(hr, self.scale)
         if self.cache_images:
@@ -337,12 +360,17 @@ class SRPatchDataset(Dataset):
         """Sample `k`: `hr` (3, P, P) and `lr` (3, P/s, P/s), float32 in [-1, 1] (LR exactly uint8 / 255)."""
         hr, lr = self._load(self.image_index(k))
         rng = np.random.default_rng([self.seed, k, 1])
-        lr_size = self.resolution // self.scale
-        top = int(rng.integers(0, lr.shape[-2] - lr_size + 1))
-        left = int(rng.integers(0, lr.shape[-1] - lr_size + 1))
-        lr = lr[:, top : top + lr_size, left : left + lr_size]
         s = self.scale
+        lr_size = self.resolution // s
+        top = int(rng.integers(0, hr.shape[-2] // s - lr_size + 1))
+        left = int(rng.integers(0, hr.shape[-1] // s - lr_size + 1))
         hr = hr[:, top * s : (top + lr_size) * s, left * s : (left + lr_size) * s]
+        if self.degradation is not None:
+            if self.augment:
+                (hr,) = augment((hr,), rng)
+            lr01 = degrade(hr.float() / 255, s, np.random.default_rng([self.seed, k, 3]), self.degradation)
+            return {"hr": hr.float() / 127.5 - 1, "lr": lr01 * 2 - 1}
+        lr = lr[:, top : top + lr_size, left : left + lr_size]
         if self.augment:
             hr, lr = augment((hr, lr), rng)
         return {"hr": hr.float() / 127.5 - 1, "lr": lr.float() / 127.5 - 1}

@@ -30,7 +30,7 @@ from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from ..utils.cpu_memory import retain_freed_cpu_memory
 from ..utils.io import atomic_write
 from . import validation as validation_lib
-from .data import SRPatchDataset, StepSampler, attach_lr_images, load_hr_images
+from .data import SRPatchDataset, StepSampler, attach_lr_images, degradation_config, load_hr_images
 
 
 logger = get_logger(__name__)
@@ -59,6 +59,16 @@ def check_args(args) -> None:
         raise ValueError(
             "`--stage diffusion` needs `--pretrained_encoder`: the output folder of a `--stage rrdb` run (or any "
             "RRDBEncoder `save_pretrained` folder). The encoder is frozen in this stage, so it must be trained first."
+        )
+    if args.pretrained_unet and args.stage != "diffusion":
+        raise ValueError("`--pretrained_unet` warm-starts the noise predictor: it goes with `--stage diffusion`.")
+    if args.pretrained_unet and not os.path.isdir(args.pretrained_unet):
+        raise ValueError(f"`--pretrained_unet` {args.pretrained_unet!r} is not a folder.")
+    if args.degradation_config and args.degradation != "realistic":
+        raise ValueError("`--degradation_config` sets the ranges of `--degradation realistic`; pass both, or neither.")
+    if args.degradation == "realistic" and args.train_lr_data_dir:
+        raise ValueError(
+            "`--degradation realistic` makes the LR images on the fly; drop `--train_lr_data_dir` (given LR images)."
         )
     if args.pretrained_encoder and not os.path.isdir(args.pretrained_encoder):
         raise ValueError(f"`--pretrained_encoder` {args.pretrained_encoder!r} is not a folder.")
@@ -94,6 +104,7 @@ def check_args(args) -> None:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
+    degradation_config(args)  # a bad JSON file is reported now, not after the data is loaded
     check_validation_args(args)
 
 
@@ -164,6 +175,20 @@ def load_encoder(path: str) -> RRDBEncoder:
     raise ValueError(
         f"No RRDBEncoder found in {path!r} (looked for config.json there and in its `encoder` subfolder); pass the "
         "output folder of a `--stage rrdb` run."
+    )
+
+
+def load_unet(path: str) -> SRDiffUNet2DModel:
+    """Loads an SRDiffUNet2DModel from its own folder or a pipeline folder (its `unet` subfolder)."""
+    for candidate in (path, os.path.join(path, "unet")):
+        config = os.path.join(candidate, "config.json")
+        if os.path.isfile(config):
+            with open(config) as f:
+                if json.load(f).get("_class_name") == "SRDiffUNet2DModel":
+                    return SRDiffUNet2DModel.from_pretrained(candidate)
+    raise ValueError(
+        f"No SRDiffUNet2DModel found in {path!r} (looked for config.json there and in its `unet` subfolder); pass a "
+        "pipeline folder or a U-Net folder."
     )
 
 
@@ -384,6 +409,15 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
             condition_channels=encoder.condition_channels,
             upscale_factor=scale,
         )
+        if args.pretrained_unet and resume_path is None:
+            warm = load_unet(args.pretrained_unet)
+            differences = config_differences(warm.config, model.config)
+            if differences:
+                raise ValueError(
+                    f"`--pretrained_unet` {args.pretrained_unet!r} holds another U-Net than this run builds "
+                    f"({differences}): pass the same `--unet_block_out_channels` and encoder."
+                )
+            model.load_state_dict(warm.state_dict())
     model_cls = type(model)
     subfolder = SUBFOLDERS[model_cls]
     model.train()
@@ -445,7 +479,8 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
     if args.validation_steps:
         records, validation_records = validation_lib.split_validation(records, args)
     dataset = SRPatchDataset(
-        records, args.resolution, scale, seed=args.seed, augment=not args.no_augment, preset=args.preset
+        records, args.resolution, scale, seed=args.seed, augment=not args.no_augment, preset=args.preset,
+        degradation=degradation_config(args),
     )
     logger.info(f"{len(dataset)} training images ({len(dataset.skipped)} skipped)")
 

@@ -6,17 +6,18 @@ image per validation step.
 
 import logging
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import PIL.Image
 import torch
 
+from ..degradations import DegradationConfig, degrade
 from ..evaluation.metrics import lr_psnr_torch, psnr_torch  # the paper's convention: RGB, whole image, peak 255
 from ..evaluation.report import comparison_grid
 from ..image_processing import imresize
 from ..utils.io import save_png
-from .data import ImageRecord, _to_rgb_uint8, load_hr_images, make_lr
+from .data import ImageRecord, _to_rgb_uint8, degradation_config, load_hr_images, make_lr
 
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,13 @@ def check_validation_images(records: List[ImageRecord], scale: int, source: str,
             )
 
 
-def _validation_pair(record: ImageRecord, scale: int, crop: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (1, 3, H, W) HR, center-cropped to at most `crop`, and its MATLAB-bicubic LR."""
+def _validation_pair(
+    record: ImageRecord, scale: int, crop: int, degradation: Optional[DegradationConfig] = None, seed: int = 0
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    uint8 (1, 3, H, W) HR, center-cropped to at most `crop`, and its LR: MATLAB bicubic, or `degradation` drawn
+    from `seed` (the same LR at every validation, so that the scores compare).
+    """
     with record.open() as image:
         hr = _to_rgb_uint8(image, record.name)
     if crop:
@@ -96,6 +102,8 @@ def _validation_pair(record: ImageRecord, scale: int, crop: int) -> Tuple[torch.
         top, left = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
         hr = hr[:, top : top + crop, left : left + crop]
     hr, lr = make_lr(hr, scale)
+    if degradation is not None:
+        lr = _to_uint8(degrade(hr.float() / 255, scale, np.random.default_rng([seed, 4]), degradation))
     return hr[None], lr[None]
 
 
@@ -129,6 +137,7 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
     from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 
     scale = args.upscale_factor
+    degradation = degradation_config(args)
     if ema is not None:
         ema.store(trained.parameters())
         ema.copy_to(trained.parameters())
@@ -142,7 +151,7 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
         images, grids = [], []
         method = "rrdb" if args.stage == "rrdb" else "srdiff"
         for index, record in enumerate(records):
-            hr, lr = _validation_pair(record, scale, args.validation_crop)
+            hr, lr = _validation_pair(record, scale, args.validation_crop, degradation, args.seed + index)
             lr01 = lr.float().to(accelerator.device) / 255
             bicubic = _to_uint8(imresize(lr01, scale=scale)).cpu()
             if args.stage == "rrdb":

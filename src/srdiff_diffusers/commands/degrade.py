@@ -1,0 +1,82 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""`srdiff degrade`: reproducible LR test sets from HR images (`srdiff evaluate --lr-dir` scores them)."""
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import PIL.Image
+import torch
+
+from ..utils.image_files import open_image, to_rgb8
+from ..utils.io import save_png
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hr-dir", required=True, help="A folder of HR images (sub-folders are searched too).")
+    parser.add_argument("-o", "--output-dir", required=True, help="Where the LR images go (same relative names, PNG).")
+    parser.add_argument(
+        "--degradation", choices=("realistic", "bicubic"), default="realistic",
+        help="realistic: Real-ESRGAN's second-order blur, resize, noise and JPEG; bicubic: MATLAB bicubic.",
+    )  # fmt: skip
+    parser.add_argument("--degradation-config", default=None, help="A JSON file overriding the realistic ranges.")
+    parser.add_argument("--scale", type=int, default=4, help="Downscaling factor (default: 4).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed; each file's degradation is drawn from it and its name.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace existing LR files.")
+
+
+def image_seed(seed: int, relative_name: str) -> List[int]:
+    """The seed of one file: the run's seed and a stable hash of its relative path (not Python's salted `hash`)."""
+    digest = hashlib.sha256(relative_name.encode("utf-8")).digest()
+    return [seed, int.from_bytes(digest[:8], "little")]
+
+
+def degrade_image(hr: PIL.Image.Image, scale: int, degradation: str, rng: np.random.Generator, config=None):
+    """The LR image (8-bit RGB, HR size // scale) of one HR image; the HR is cropped to a multiple of the scale."""
+    from ..degradations import degrade
+    from ..image_processing import imresize
+
+    array = np.asarray(to_rgb8(hr), dtype=np.uint8)
+    height, width = array.shape[0] - array.shape[0] % scale, array.shape[1] - array.shape[1] % scale
+    if height < scale or width < scale:
+        raise ValueError(f"an image of {hr.width}x{hr.height} has no LR pixel at scale {scale}")
+    hr01 = torch.from_numpy(array[:height, :width].copy()).permute(2, 0, 1).float() / 255
+    if degradation == "bicubic":
+        lr01 = imresize(hr01[None], scale=1 / scale)[0].clamp(0, 1)
+    else:
+        lr01 = degrade(hr01, scale, rng, config)
+    lr = (lr01 * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return PIL.Image.fromarray(lr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..degradations import DegradationConfig
+
+    hr_dir, out_dir = Path(args.hr_dir), Path(args.output_dir)
+    if not hr_dir.is_dir():
+        raise FileNotFoundError(f"--hr-dir {hr_dir}: no such folder")
+    if args.scale < 2:
+        raise ValueError(f"--scale must be an integer >= 2, got {args.scale}")
+    if args.degradation_config and args.degradation != "realistic":
+        raise ValueError("--degradation-config sets the ranges of --degradation realistic")
+    config = DegradationConfig.from_json(args.degradation_config) if args.degradation_config else DegradationConfig()
+    files = sorted(p for p in hr_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"--hr-dir {hr_dir} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+    if out_dir.resolve() == hr_dir.resolve():
+        raise ValueError("--output-dir is --hr-dir: the LR images would replace the HR ones; choose another folder")
+    targets = [out_dir / p.relative_to(hr_dir).with_suffix(".png") for p in files]
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{existing[0]} exists ({len(existing)} of {len(targets)} outputs do); pass --overwrite")
+    images = [open_image(p) for p in files]  # every file is read before anything is written
+    for path, image, target in zip(files, images, targets):
+        relative = path.relative_to(hr_dir).as_posix()
+        rng = np.random.default_rng(image_seed(args.seed, relative))
+        save_png(degrade_image(image, args.scale, args.degradation, rng, config), target)
+    print(f"Wrote {len(targets)} x{args.scale} {args.degradation} LR images to {out_dir}")
+    return 0
