@@ -48,7 +48,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--dataset", help="A `datasets` data set (Hub id or local folder) instead of --hr-dir.")
     source.add_argument("--split", default="test", help="Split of --dataset (default: test).")
     source.add_argument("--image-column", default="image", help="HR image column of --dataset (default: image).")
-    parser.add_argument("--model", help="A saved SRDiffPipeline folder; without it, only bicubic is evaluated.")
+    parser.add_argument(
+        "--model",
+        help="A shipped model's name (bicubic) or a saved SRDiffPipeline folder; without it, only bicubic is evaluated.",
+    )
     parser.add_argument("--scale", type=int, help="SR factor; defaults to the model's and must match it.")
     parser.add_argument(
         "--baselines",
@@ -162,7 +165,9 @@ def load_dataset_images(args) -> Tuple[list, List[str]]:
 
 
 def load_model(model: str, device: str, dtype: torch.dtype = torch.float32):
-    path = Path(model).expanduser()
+    from ..pretrained import resolve_model
+
+    path = Path(resolve_model(model)).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"--model {model}: no such folder")
     try:  # an incomplete folder is reported by `SRDiffPipeline.from_pretrained` (`check_pipeline_folder`)

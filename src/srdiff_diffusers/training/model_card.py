@@ -77,6 +77,7 @@ def render_model_card(
         template_path=str(template or template_path()),
         stage=args.stage,
         preset=getattr(args, "preset", "none"),
+        degradation=getattr(args, "degradation", "bicubic"),
         dataset=dataset,
         upscale_factor=args.upscale_factor,
         arguments=arguments,
