@@ -1,5 +1,5 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The `srdiff` command line: `srdiff upscale`, `srdiff convert`, `srdiff evaluate`.
+"""The `srdiff` command line: `srdiff upscale`, `srdiff convert`, `srdiff evaluate`, `srdiff demo`.
 
 Each sub-command lives in `srdiff_diffusers.commands.<name>` with `register(subparsers)` and `run(args) -> int`,
 and is imported only when used, so `srdiff upscale` does not pay for the evaluation dependencies.
@@ -16,6 +16,7 @@ COMMANDS = {
     "upscale": "Super-resolve images with an SRDiff model.",
     "convert": "Convert an original SRDiff checkpoint (LeiaLi/SRDiff) to a diffusers folder.",
     "evaluate": "Compute PSNR/SSIM/LPIPS/LR-PSNR/diversity on a data set and write a report.",
+    "demo": "Serve the web demo (Gradio) to try SRDiff in a browser.",
 }
 
 
