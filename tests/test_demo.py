@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import re
+import runpy
 import socket
 import subprocess
 import sys
@@ -160,6 +161,22 @@ def test_wrong_model_fails_at_start_up(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(srdiff_diffusers.demo, "launch", no_launch)  # a regression must fail here, not serve forever
     assert main(["demo", "--model", str(tmp_path / "missing"), "--device", "cpu"]) == 1
     assert "no such model folder" in capsys.readouterr().err
+
+
+def test_space_folder_runs_as_is():
+    if gradio_client is None:
+        pytest.skip(NO_GRADIO)
+    import gradio
+
+    space = REPO_ROOT / "space"
+    front_matter = (space / "README.md").read_text(encoding="utf-8").split("---\n")[1]
+    fields = dict(line.split(": ", 1) for line in front_matter.strip().splitlines())
+    assert fields["sdk"] == "gradio" and (space / fields["app_file"]).is_file()
+    assert fields["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]  # the Gradio it was tested with
+    assert "srdiff-diffusers[demo]" in (space / "requirements.txt").read_text().splitlines()
+    demo = runpy.run_path(str(space / fields["app_file"]), run_name="space_app")["demo"]  # built, not launched
+    assert isinstance(demo, gradio.Blocks)
+    assert "upscale" in [fn.api_name for fn in demo.fns.values()]
 
 
 # ---------------------------------------------------------------------------------------------------------------

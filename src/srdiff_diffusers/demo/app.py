@@ -8,6 +8,7 @@ would answer a corrupt file or a decompression bomb with a bare "Error", and tur
 """
 
 import math
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 
 from ..commands.upscale import SCHEDULERS, load_sample
 from ..pretrained import DEFAULT_MODEL_NAME, SHIPPED_MODELS
+from ..utils.io import save_png
 from .runner import Cancelled, DemoModels
 from .uploads import read_upload
 
@@ -28,7 +30,7 @@ MAX_FILE_SIZE = "25mb"
 # The bundled examples: scikit-image photos (no download), downscaled 4x so a CPU run takes seconds.
 EXAMPLES = ("astronaut", "coffee", "chelsea")
 EXAMPLE_DOWNSCALE = 4
-SAMPLER_LABELS = {"ddpm": "DDPM (the paper's, 100 steps)", "ddim": "DDIM", "dpm": "DPM-Solver++", "unipc": "UniPC"}
+SAMPLER_LABELS = {"ddpm": "DDPM (the paper's)", "ddim": "DDIM", "dpm": "DPM-Solver++", "unipc": "UniPC"}
 
 INTRO = """# SRDiff: diffusion super-resolution
 Upload a small photo (or click an example) and press **Upscale**. The slider compares the bicubic upscale that
@@ -51,19 +53,24 @@ def example_images(folder: Optional[Path] = None) -> List[str]:
         print("srdiff demo: no examples (they come from scikit-image: pip install scikit-image)")
         return []
     folder = Path(folder or Path(tempfile.gettempdir()) / "srdiff-demo-examples")
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in EXAMPLES:
-        path = folder / f"{name}_lr.png"
-        if not path.is_file():
-            load_sample(name, EXAMPLE_DOWNSCALE)[1].save(path)
-        paths.append(str(path))
-    return paths
+    paths = [folder / f"{name}_lr.png" for name in EXAMPLES]
+    try:
+        for name, path in zip(EXAMPLES, paths):
+            if not path.is_file():
+                save_png(load_sample(name, EXAMPLE_DOWNSCALE)[1], path)  # atomic: two servers may start at once
+    except OSError as error:
+        print(f"srdiff demo: no examples (could not write them to {folder}: {error})")
+        return []
+    return [str(path) for path in paths]
 
 
 def _refuse(message: str, title: str = "Error") -> gr.Error:
     """A message for the page; the server log does not need a traceback for each visitor's mistake."""
     return gr.Error(message, title=title, print_exception=False)
+
+
+def _about(seconds: float) -> str:
+    return f"about {max(seconds, 1):.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
 
 
 def _whole(value, what: str, low: int, high: Optional[int] = None) -> int:
@@ -104,6 +111,16 @@ def _upload_file(payload):
     if not path:
         raise _refuse("The image did not arrive as a file; upload it again.")
     return path, payload.get("orig_name") or Path(path).name
+
+
+def _file_stem(name: str) -> str:
+    """The upload's name without its suffix, made safe for the download's file name."""
+    return re.sub(r"[^\w.-]", "_", Path(name).stem)[:64] or "image"
+
+
+def _default_steps(sampler: str) -> int:
+    """`srdiff upscale`'s: the paper's 100 steps for DDPM, 20 for the fast samplers."""
+    return 100 if sampler == "ddpm" else 20
 
 
 def build_demo(
@@ -179,7 +196,7 @@ def build_demo(
         path, name = _upload_file(image)
         try:
             upload = read_upload(path, name, max_pixels)
-            progress(0, desc=f"Loading the model {label}")
+            progress(0, desc="Preparing")
             trained_steps = demo_models.pipeline(label).scheduler.config.num_train_timesteps
             if steps > trained_steps:
                 raise ValueError(f"Steps must be at most {trained_steps} (the model's training steps), got {steps}.")
@@ -188,7 +205,7 @@ def build_demo(
             raise _refuse(str(error)) from None
 
         # 2. denoise, reporting each step; Cancel sets the event and the next step stops
-        progress(0, desc=f"Denoising, about {eta:.0f} s")
+        progress(0, desc=f"Denoising, {_about(eta)}")
         cancel = threading.Event()
         with runs_lock:
             runs.setdefault(request.session_hash, set()).add(cancel)
@@ -196,7 +213,7 @@ def build_demo(
             result = demo_models.upscale(
                 label,
                 upload,
-                Path(name).stem,
+                _file_stem(name),
                 sampler,
                 steps,
                 seed,
@@ -214,6 +231,8 @@ def build_demo(
         finally:
             with runs_lock:
                 runs[request.session_hash].discard(cancel)
+                if not runs[request.session_hash]:
+                    del runs[request.session_hash]
 
         # 3. the page: slider, samples (when several), download, and what was done
         lr_w, lr_h = upload.width, upload.height
@@ -237,8 +256,8 @@ def build_demo(
             return f"**{error}**"
         scale = demo_models.pipeline(label).upscale_factor
         return (
-            f"{upload.width}x{upload.height} -> {upload.width * scale}x{upload.height * scale}: about "
-            f"{max(seconds, 1):.0f} s on this server ({steps} steps, {samples} sample(s))."
+            f"{upload.width}x{upload.height} -> {upload.width * scale}x{upload.height * scale}: {_about(seconds)} on "
+            f"this server ({steps} steps, {samples} sample(s))."
         )
 
     def cancel(request: gr.Request):
@@ -293,11 +312,9 @@ def build_demo(
                 gallery = gr.Gallery(label="Samples", format="png", columns=4, visible=False, interactive=False)
                 download = gr.File(label="Download the PNG", interactive=False)
 
-        # The defaults of `srdiff upscale`: the paper's 100 steps for DDPM, 20 for the fast samplers.
-        default_steps = lambda name: 100 if name == "ddpm" else 20  # noqa: E731
-        sampler.change(default_steps, sampler, steps, queue=False, api_visibility="private")
+        sampler.change(_default_steps, sampler, steps, queue=False, api_visibility="private")
         gr.on(
-            [image.change, model.change, sampler.change, steps.release, samples.release],
+            [image.change, model.change, steps.change, samples.change],
             estimate,
             [image, model, sampler, steps, samples],
             eta,
