@@ -318,6 +318,29 @@ def page_server(server, tmp_path_factory):
         yield url
 
 
+def body(page) -> str:
+    from selenium.webdriver.common.by import By
+
+    return page.find_element(By.TAG_NAME, "body").text
+
+
+def press(page, label: str):
+    from selenium.webdriver.common.by import By
+
+    next(b for b in page.find_elements(By.TAG_NAME, "button") if b.text.strip() == label).click()
+
+
+def open_and_upload(page, url: str, image: Path, estimate: str):
+    """Loads the page, uploads `image` and waits for the time estimate (it shows once the upload has arrived)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page.get(url)
+    WebDriverWait(page, 60).until(lambda page: page.find_elements(By.CSS_SELECTOR, "input[type=file]"))
+    page.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(image))
+    WebDriverWait(page, 60).until(lambda page: f"{estimate}: about" in body(page))
+
+
 def test_page_upscales_an_upload_in_chromium(browser, page_server, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -328,14 +351,8 @@ def test_page_upscales_an_upload_in_chromium(browser, page_server, tmp_path):
     upload = tmp_path / "astronaut_lr.png"
     lr.save(upload)
 
-    browser.get(page_server)
-    WebDriverWait(browser, 60).until(lambda page: page.find_elements(By.CSS_SELECTOR, "input[type=file]"))
-    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(upload))
-    button = next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Upscale")
-    # The time estimate appears once the upload has reached the server.
-    body = lambda page: page.find_element(By.TAG_NAME, "body").text  # noqa: E731
-    WebDriverWait(browser, 60).until(lambda page: "128x128 -> 512x512: about" in body(page))
-    button.click()
+    open_and_upload(browser, page_server, upload, "128x128 -> 512x512")
+    press(browser, "Upscale")
 
     def result_widths(page):
         images = page.find_elements(By.CSS_SELECTOR, "#result img")
@@ -347,3 +364,22 @@ def test_page_upscales_an_upload_in_chromium(browser, page_server, tmp_path):
     screenshot = REPO_ROOT / "docs" / "demo_screenshot.png" if update else tmp_path / "demo_screenshot.png"
     assert browser.save_screenshot(str(screenshot))
     assert PIL.Image.open(screenshot).size[0] >= 1000
+
+
+def test_page_cancel_drops_a_waiting_request(browser, server, client, files, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_and_upload(browser, server, files["good.png"], "32x24 -> 128x96")
+    image = tmp_path / "larger.png"
+    PIL.Image.fromarray(np.random.default_rng(2).integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(image)
+    busy = client.submit(gradio_client.handle_file(str(image)), sampler="ddpm", steps=100, api_name="/upscale")
+    WebDriverWait(browser, 30).until(lambda page: busy.status().progress_data)  # another visitor's run has started
+    press(browser, "Upscale")
+    WebDriverWait(browser, 30).until(lambda page: "queue: 1/1" in body(page))
+    press(browser, "Cancel")
+    WebDriverWait(browser, 30).until(lambda page: "Cancelled." in body(page))
+    assert "384x384" in busy.result(timeout=60)[3]  # the other visitor's run was not disturbed...
+    time.sleep(1)
+    assert "32x24 -> 128x96 in" not in body(browser)  # ...and the cancelled request never ran
+    press(browser, "Upscale")
+    WebDriverWait(browser, 60).until(lambda page: "32x24 -> 128x96 in" in body(page))

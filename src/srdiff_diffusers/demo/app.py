@@ -265,7 +265,8 @@ def build_demo(
             events = list(runs.get(request.session_hash, ()))
         for event in events:
             event.set()
-        return "Cancelling..." if events else "Nothing is running."
+        # Without a run in progress there may be one waiting in the queue, which Gradio's `cancels` drops.
+        return "Cancelling at the end of this step..." if events else "Cancelled."
 
     with gr.Blocks(title="SRDiff super-resolution", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
