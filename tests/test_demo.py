@@ -44,6 +44,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def local_calls_bypass_proxies():
+    # A proxy set for the package registries must not receive the calls to 127.0.0.1 (urllib, httpx, chromedriver).
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("NO_PROXY", "no_proxy"):
+            patch.setenv(name, ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost"])))
+        yield
+
+
 @contextlib.contextmanager
 def demo_server(model: str, log_path: Path, threads: int = 1):
     """`srdiff demo --model MODEL` on a free port of 127.0.0.1, until the block ends (killed if it must be)."""
@@ -103,16 +112,17 @@ def files(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("uploads")
     g = np.random.default_rng(0)
     names = ["good.png", "not_an_image.png", "truncated.png", "bomb.png", "one_pixel.png", "too_large.png"]
-    paths = {name: folder / name for name in names + ["sixteen_bit.png", "cmyk.jpg"]}
+    paths = {name: folder / name for name in names + ["sixteen_bit.png", "cmyk.jpg", "<b>markup.png"]}
     PIL.Image.fromarray(g.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(paths["good.png"])
     paths["not_an_image.png"].write_text("a text file with an image's name")
+    paths["<b>markup.png"].write_text("a file name that is HTML")
     encoded = io.BytesIO()
     PIL.Image.fromarray(g.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(encoded, format="PNG")
     paths["truncated.png"].write_bytes(encoded.getvalue()[: len(encoded.getvalue()) // 2])
     # 15000x15000 one-bit pixels: 27 kB on disk, 225 megapixels decoded (over twice PIL's bomb limit).
     PIL.Image.new("1", (15000, 15000)).save(paths["bomb.png"])
     PIL.Image.new("RGB", (1, 1), (200, 30, 30)).save(paths["one_pixel.png"])
-    PIL.Image.new("RGB", (600, 600)).save(paths["too_large.png"])  # over the default 512x512 pixels
+    PIL.Image.new("RGB", (600, 600)).save(paths["too_large.png"])  # over the default 256x256 pixels
     PIL.Image.fromarray(g.integers(0, 65536, (16, 20), dtype=np.uint16)).save(paths["sixteen_bit.png"])
     PIL.Image.fromarray(g.integers(0, 256, (16, 20, 4), dtype=np.uint8), mode="CMYK").save(paths["cmyk.jpg"])
     return paths
@@ -228,10 +238,11 @@ def test_three_requests_at_once_are_queued_and_all_complete(client, files):
     "name, message",
     [
         ("not_an_image.png", "not_an_image.png is not an image file this demo can read"),
+        ("<b>markup.png", "markup.png is not an image file"),
         ("truncated.png", "truncated.png could not be decoded: the file is truncated or corrupt"),
         ("bomb.png", "possible decompression bomb"),
         ("one_pixel.png", "The image is 1x1 pixels; SRDiff needs at least 8 pixels on each side"),
-        ("too_large.png", "at most 262,144 pixels (e.g. 512x512)"),
+        ("too_large.png", "at most 65,536 pixels (e.g. 256x256)"),
     ],
 )
 def test_bad_upload_gets_a_message_and_the_server_keeps_serving(client, files, name, message):
@@ -239,6 +250,7 @@ def test_bad_upload_gets_a_message_and_the_server_keeps_serving(client, files, n
         upscale(client, files[name])
     if name == "too_large.png":
         assert "srdiff demo --max-pixels N" in str(error.value)  # how to raise the limit
+    assert "<b>" not in str(error.value)  # messages are rendered as HTML: a file name must not become markup
     assert PIL.Image.open(upscale(client, files["good.png"])[3]).size == (128, 96)
 
 
@@ -299,7 +311,8 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    arguments = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server"]
+    for argument in arguments + ["--window-size=1400,1000"]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)

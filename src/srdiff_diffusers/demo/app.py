@@ -7,6 +7,7 @@ The image reaches the handlers unprocessed (`preprocess=False`, the uploaded fil
 would answer a corrupt file or a decompression bomb with a bare "Error", and turn 16-bit gray into clipped 8-bit.
 """
 
+import html
 import math
 import re
 import tempfile
@@ -23,8 +24,9 @@ from ..utils.io import save_png
 from .runner import Cancelled, DemoModels
 from .uploads import read_upload
 
-# 512x512 LR pixels (2048x2048 out): about a minute per 20 steps on a laptop CPU.
-DEFAULT_MAX_PIXELS = 512 * 512
+# 256x256 LR pixels (1024x1024 out): about 90 s with 20 DDIM steps of the shipped model on 2 CPU cores, so that
+# one visitor does not hold a CPU Space for minutes; a GPU server can take far more (`--max-pixels`).
+DEFAULT_MAX_PIXELS = 256 * 256
 # Uploads over this are refused by Gradio before they reach the server's disk.
 MAX_FILE_SIZE = "25mb"
 # The bundled examples: scikit-image photos (no download), downscaled 4x so a CPU run takes seconds.
@@ -110,7 +112,8 @@ def _upload_file(payload):
     path = payload.get("path") if isinstance(payload, dict) else None
     if not path:
         raise _refuse("The image did not arrive as a file; upload it again.")
-    return path, payload.get("orig_name") or Path(path).name
+    # Gradio renders error messages as HTML: a file name must not become markup.
+    return path, html.escape(payload.get("orig_name") or Path(path).name, quote=False)
 
 
 def _file_stem(name: str) -> str:
@@ -144,7 +147,7 @@ def build_demo(
             selected. Defaults to the shipped models. Each is loaded on first use, then kept.
         device (`str`, *optional*): `"cpu"` or `"cuda"`; defaults to cuda when available.
         dtype (`torch.dtype`, *optional*, defaults to `torch.float32`): Precision of the networks.
-        max_pixels (`int`, *optional*, defaults to 512 * 512): Largest input accepted, in LR pixels.
+        max_pixels (`int`, *optional*, defaults to 256 * 256): Largest input accepted, in LR pixels.
         max_samples (`int`, *optional*, defaults to 4): Most samples per request.
         concurrency (`int`, *optional*, defaults to 1): Upscales run at once; more requests wait in the queue.
         queue_size (`int`, *optional*, defaults to 16): Requests that may wait; more are refused ("queue full").

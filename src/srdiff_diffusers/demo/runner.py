@@ -5,6 +5,7 @@ upscale with progress and cancel between steps. `app.py` puts a page around it.
 """
 
 import atexit
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -188,8 +189,9 @@ class DemoModels:
         """A new folder per run (two visitors may upload files of one name), after deleting old ones."""
         now = time.time()
         for old in self.output_dir.iterdir():
-            if now - old.stat().st_mtime > _KEEP_DOWNLOADS_S:
-                shutil.rmtree(old, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):  # another run may be deleting it too
+                if now - old.stat().st_mtime > _KEEP_DOWNLOADS_S:
+                    shutil.rmtree(old, ignore_errors=True)
         return Path(tempfile.mkdtemp(dir=self.output_dir)) / name
 
 
