@@ -1,5 +1,5 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The `srdiff` command line: `srdiff upscale`, `srdiff convert`, `srdiff evaluate`, `srdiff demo`.
+"""The `srdiff` command line: `srdiff upscale`, `srdiff convert`, `srdiff evaluate`.
 
 Each sub-command lives in `srdiff_diffusers.commands.<name>` with `register(subparsers)` and `run(args) -> int`,
 and is imported only when used, so `srdiff upscale` does not pay for the evaluation dependencies.

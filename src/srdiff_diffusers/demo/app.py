@@ -34,6 +34,7 @@ EXAMPLES = ("astronaut", "coffee", "chelsea")
 EXAMPLE_DOWNSCALE = 4
 SAMPLER_LABELS = {"ddpm": "DDPM (the paper's)", "ddim": "DDIM", "dpm": "DPM-Solver++", "unipc": "UniPC"}
 
+NO_IMAGE_YET = "Upload an image or click an example; the expected time shows here."
 INTRO = """# SRDiff: diffusion super-resolution
 Upload a small photo (or click an example) and press **Upscale**. The slider compares the bicubic upscale that
 SRDiff starts from (left) with SRDiff's result (right). SRDiff draws one of many plausible high-resolution
@@ -248,7 +249,7 @@ def build_demo(
 
     def estimate(image, model, sampler, steps, samples):
         if image is None:
-            return "Upload an image or click an example; the expected time shows here."
+            return NO_IMAGE_YET
         try:
             label, steps, samples = read_settings(model, sampler, steps, samples)
             upload = read_upload(*_upload_file(image), max_pixels)
@@ -304,7 +305,7 @@ def build_demo(
                         lr_consistency = gr.Checkbox(
                             False, label="LR consistency", info="pull the colours to the input's"
                         )
-                eta = gr.Markdown("Upload an image or click an example; the expected time shows here.")
+                eta = gr.Markdown(NO_IMAGE_YET)
                 with gr.Row():
                     run = gr.Button("Upscale", variant="primary")
                     stop = gr.Button("Cancel", variant="stop")
