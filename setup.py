@@ -15,7 +15,9 @@ extras = {
     "train": ["accelerate>=0.30", "datasets>=2.19", "tensorboard", "kornia>=0.7"],
     "eval": ["scikit-image>=0.21", "evaluate>=0.4", "kornia>=0.7"],  # kornia: `srdiff degrade`
     "lpips": ["lpips>=0.1.4"],  # pulls torchvision; LPIPS is reported as unavailable without it
-    "test": ["pytest>=7", "scikit-image>=0.21"],
+    "test": ["pytest>=7", "scikit-image>=0.21", "selenium>=4.11"],  # selenium: the demo's browser test
+    # `srdiff demo`; written for Gradio 6's API (`api_visibility`, `ImageSlider`), which 5 does not have.
+    "demo": ["gradio>=6,<7", "gradio_client"],
 }
 extras["all"] = sorted({dep for name, deps in extras.items() if name != "lpips" for dep in deps})
 

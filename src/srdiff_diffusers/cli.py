@@ -17,6 +17,7 @@ COMMANDS = {
     "convert": "Convert an original SRDiff checkpoint (LeiaLi/SRDiff) to a diffusers folder.",
     "evaluate": "Compute PSNR/SSIM/LPIPS/LR-PSNR/diversity on a data set and write a report.",
     "degrade": "Make LR test images from HR ones (real-world degradations or MATLAB bicubic), reproducibly.",
+    "demo": "Serve the web demo (Gradio) to try SRDiff in a browser.",
 }
 
 
