@@ -162,6 +162,33 @@ def test_diffusion_target_is_the_rescaled_residual():
     assert torch.allclose(upscale_lr(lr, 4), pipe_up, atol=1e-6)
 
 
+def test_trainer_x0_is_the_exported_pipelines_residual_with_non_default_rescale_and_divisor(
+    tmp_path, encoder_dir, monkeypatch
+):
+    """The trainer's x0 and the saved pipeline's `residual_from_image` are one formula with the run's settings."""
+    import srdiff_diffusers.training.trainer as trainer
+
+    seen = []
+    target = trainer.diffusion_target
+
+    def recording_target(hr, lr, args):
+        seen.append((hr, lr, target(hr, lr, args)))
+        return seen[-1][2]
+
+    monkeypatch.setattr(trainer, "diffusion_target", recording_target)
+    train(tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "1",
+          "--checkpointing_steps", "10", "--residual_rescale", "3.0", "--lr_upscale_divisor", "256")  # fmt: skip
+    hr, lr, x0 = seen[0]
+    pipe = SRDiffPipeline.from_pretrained(tmp_path / "out")
+    assert pipe.config.residual_rescale == 3.0 and pipe.config.lr_upscale_divisor == 256.0
+    hr01, lr01 = (hr + 1) / 2, (lr + 1) / 2
+    assert torch.allclose(x0, pipe.residual_from_image(hr01, lr01), atol=1e-6)
+    # and both are the paper's formula, written out here: clamp((HR - up(LR * 255 / 256)) * 3, -1, 1)
+    expected = ((hr - (imresize(lr01 * 255 / 256, scale=4) * 2 - 1)) * 3).clamp(-1, 1)
+    assert torch.allclose(x0, expected, atol=1e-5)
+    assert not torch.allclose(x0, ((hr - (imresize(lr01, scale=4) * 2 - 1)) * 2).clamp(-1, 1), atol=1e-3)
+
+
 def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
     """Two micro-batches of 2 draw the same samples as one batch of 4; without noise (stage rrdb) the updates match."""
     data = write_images(tmp_path / "hr", 3, size=(40, 40))

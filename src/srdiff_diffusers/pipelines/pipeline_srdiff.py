@@ -17,7 +17,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..image_processing import imresize, prepare_images, tensor_to_pil, to_output_channels
+from ..image_processing import prepare_images, tensor_to_pil, to_output_channels
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..utils.argument_checks import is_int, is_real
@@ -25,6 +25,7 @@ from ..utils.cpu_memory import available_cpu_memory
 from ..utils.lr_consistency import lr_consistency as lr_consistency_correction
 from ..utils.precision import NonFiniteGuard
 from ..utils.schedulers import fast_scheduler
+from . import srdiff_formulas
 from .tiling import (
     DEFAULT_TILE_OVERLAP,
     NoisePredictor,
@@ -308,9 +309,8 @@ class SRDiffPipeline(DiffusionPipeline):
         return F.pad(lr, (0, pad_w, 0, pad_h), mode=mode)
 
     def upscale_bicubic(self, lr01: torch.Tensor) -> torch.Tensor:
-        """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1]."""
-        lr01 = lr01 * (255.0 / self.config.lr_upscale_divisor)
-        return imresize(lr01, scale=self.upscale_factor) * 2 - 1
+        """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1] (see `srdiff_formulas`)."""
+        return srdiff_formulas.upscale_lr(lr01, self.upscale_factor, self.config.lr_upscale_divisor)
 
     def fast_scheduler(self, name: str = "dpmsolver++", **kwargs) -> SchedulerMixin:
         r"""
@@ -322,8 +322,14 @@ class SRDiffPipeline(DiffusionPipeline):
 
     def residual_from_image(self, hr01: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
         """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
-        residual = (hr01.to(lr01.device) * 2 - 1 - self.upscale_bicubic(lr01)) * self.config.residual_rescale
-        return residual.clamp(-1, 1)
+        return srdiff_formulas.residual_from_image(hr01, lr01, self.upscale_factor, *self._formula_config())
+
+    def image_from_residual(self, x0: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
+        """The unclamped HR image in [-1, 1] of a residual: `clamp(x0, -1, 1) / rescale + up(LR)`."""
+        return srdiff_formulas.image_from_residual(x0, lr01, self.upscale_factor, *self._formula_config())
+
+    def _formula_config(self) -> Tuple[float, float]:
+        return self.config.residual_rescale, self.config.lr_upscale_divisor
 
     def _noise_predictor(self, lr_padded: torch.Tensor, num_samples: int, tile_size, tile_overlap: int):
         """Encodes the padded LR image and returns `predict(model_input, t) -> noise`, tiled or not."""
@@ -430,8 +436,7 @@ class SRDiffPipeline(DiffusionPipeline):
         guard.check()
 
         # 4. residual back to an image: x0 / rescale + up(LR), cropped to the unpadded size
-        residual = latents[:, :, : height * scale, : width * scale].clamp(-1, 1) / self.config.residual_rescale
-        return residual + self.upscale_bicubic(lr01.to(device))
+        return self.image_from_residual(latents[:, :, : height * scale, : width * scale], lr01)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)

@@ -45,6 +45,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         "--unet_block_out_channels", type=_int_tuple, default=(64, 128, 192, 256),
         help="U-Net widths, comma-separated (paper: 64,128,192,256).",
     )
+    g.add_argument("--residual_rescale", type=float, default=2.0,
+                   help="The diffused signal is (HR - up(LR)) * this (paper: 2); saved in the pipeline's config.")
+    g.add_argument("--lr_upscale_divisor", type=float, default=255.0,
+                   help="up(LR) from uint8 / this (255 exact; the authors' data code used 256); saved likewise.")
 
     g = parser.add_argument_group("data")
     g.add_argument("--train_data_dir", type=str, default=None, help="A folder of HR images (loaded as `imagefolder`).")

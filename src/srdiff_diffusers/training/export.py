@@ -63,6 +63,8 @@ def export_pipeline(
     output_dir: str,
     use_ema: bool = True,
     overwrite: bool = False,
+    residual_rescale: float = 2.0,
+    lr_upscale_divisor: float = 255.0,
 ) -> SRDiffPipeline:
     r"""
     Builds and saves the pipeline of a stage-`diffusion` checkpoint, or of the mean of several checkpoints' weights.
@@ -74,6 +76,8 @@ def export_pipeline(
         output_dir (`str`): Where the pipeline goes (`save_pretrained`).
         use_ema (`bool`, *optional*, defaults to `True`): Use the EMA weights when the checkpoint has them.
         overwrite (`bool`, *optional*, defaults to `False`): Allow replacing a pipeline already in `output_dir`.
+        residual_rescale (`float`, *optional*, defaults to 2.0): The run's `--residual_rescale`.
+        lr_upscale_divisor (`float`, *optional*, defaults to 255.0): The run's `--lr_upscale_divisor`.
 
     Returns:
         [`SRDiffPipeline`]: the saved pipeline.
@@ -110,7 +114,13 @@ def export_pipeline(
     encoder = load_encoder(pretrained_encoder)
     for model in (unet, encoder):
         _forget_source(model)
-    pipeline = SRDiffPipeline(unet=unet, encoder=encoder, scheduler=default_scheduler())
+    pipeline = SRDiffPipeline(
+        unet=unet,
+        encoder=encoder,
+        scheduler=default_scheduler(),
+        residual_rescale=residual_rescale,
+        lr_upscale_divisor=lr_upscale_divisor,
+    )
     pipeline.save_pretrained(output_dir)
     return pipeline
 
@@ -128,9 +138,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--output_dir", required=True, help="Where the pipeline goes.")
     parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
+    parser.add_argument("--residual_rescale", type=float, default=2.0, help="The run's --residual_rescale.")
+    parser.add_argument("--lr_upscale_divisor", type=float, default=255.0, help="The run's --lr_upscale_divisor.")
     args = parser.parse_args(argv)
+
     def export():
-        export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
+        export_pipeline(
+            args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite,
+            args.residual_rescale, args.lr_upscale_divisor,
+        )
         print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
 
     return run_reporting_user_errors(parser.prog, export)

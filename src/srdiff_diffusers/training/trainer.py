@@ -23,10 +23,11 @@ from diffusers.utils.torch_utils import is_compiled_module
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..image_processing import imresize
+from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
-from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from ..pipelines import srdiff_formulas
+from ..pipelines.pipeline_srdiff import default_scheduler
 from ..utils.cpu_memory import retain_freed_cpu_memory
 from ..utils.io import atomic_write
 from . import validation as validation_lib
@@ -92,6 +93,10 @@ def check_args(args) -> None:
             raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
+    for name in ("residual_rescale", "lr_upscale_divisor"):
+        value = getattr(args, name)
+        if not 0 < value < math.inf:
+            raise ValueError(f"`--{name}` must be a positive number, got {value}.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
     check_validation_args(args)
@@ -296,14 +301,22 @@ def step_generator(seed: int, micro_batch: int, process_index: int) -> torch.Gen
     return torch.Generator().manual_seed(int(state))
 
 
-def upscale_lr(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """up(LR): MATLAB-bicubic upscaling of LR in [-1, 1] (from exact uint8 / 255 values), returned in [-1, 1]."""
-    return imresize((lr + 1) / 2, scale=scale) * 2 - 1
+def upscale_lr(lr: torch.Tensor, scale: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
+    """up(LR) of a training batch's LR in [-1, 1], returned in [-1, 1] (`srdiff_formulas.upscale_lr`)."""
+    return srdiff_formulas.upscale_lr(SRDiffImageProcessor.denormalize(lr), scale, lr_upscale_divisor)
 
 
-def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, scale, generator, residual_rescale=2.0) -> torch.Tensor:
+def diffusion_target(hr: torch.Tensor, lr: torch.Tensor, args) -> torch.Tensor:
+    """x0 of a training batch (HR and LR in [-1, 1]) with the run's rescale and divisor, as the pipeline samples it."""
+    hr01, lr01 = SRDiffImageProcessor.denormalize(hr), SRDiffImageProcessor.denormalize(lr)
+    return srdiff_formulas.residual_from_image(
+        hr01, lr01, args.upscale_factor, args.residual_rescale, args.lr_upscale_divisor
+    )
+
+
+def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, generator, args) -> torch.Tensor:
     """Algorithm 1: L1 between the predicted and the true noise of the diffused, rescaled HR residual."""
-    x0 = ((hr - upscale_lr(lr, scale)) * residual_rescale).clamp(-1, 1)
+    x0 = diffusion_target(hr, lr, args)
     with torch.no_grad():
         condition = encoder.encode(lr)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
@@ -506,7 +519,7 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
                     loss = rrdb_loss(model, hr, lr)
                 else:
                     generator = step_generator(args.seed, micro_batch, accelerator.process_index)
-                    loss = diffusion_loss(model, encoder, noise_scheduler, hr, lr, scale, generator)
+                    loss = diffusion_loss(model, encoder, noise_scheduler, hr, lr, generator, args)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -575,8 +588,7 @@ def save_final(args, trained, encoder, result: TrainingResult) -> None:
     if args.stage == "rrdb":
         trained.save_pretrained(args.output_dir)
     else:
-        pipeline = SRDiffPipeline(unet=trained, encoder=encoder, scheduler=default_scheduler())
-        pipeline.save_pretrained(args.output_dir)
+        validation_lib.pipeline_of_run(args, trained, encoder).save_pretrained(args.output_dir)
     try:
         write_model_card(args, result)
     except FileNotFoundError as error:  # an install without the template must not lose hours of training

@@ -15,6 +15,7 @@ import torch
 from ..evaluation.metrics import lr_psnr_torch, psnr_torch  # the paper's convention: RGB, whole image, peak 255
 from ..evaluation.report import comparison_grid
 from ..image_processing import imresize
+from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from ..utils.io import save_png
 from .data import ImageRecord, _to_rgb_uint8, load_hr_images, make_lr
 
@@ -23,6 +24,17 @@ logger = logging.getLogger(__name__)
 
 # Where each validation step's comparison image goes, under `--output_dir`.
 VALIDATION_SUBFOLDER = "validation"
+
+
+def pipeline_of_run(args, unet, encoder) -> SRDiffPipeline:
+    """The pipeline of a stage-diffusion run: the paper's scheduler, and the run's residual rescale and divisor."""
+    return SRDiffPipeline(
+        unet=unet,
+        encoder=encoder,
+        scheduler=default_scheduler(),
+        residual_rescale=args.residual_rescale,
+        lr_upscale_divisor=args.lr_upscale_divisor,
+    )
 
 
 def split_validation(records: List[ImageRecord], args) -> Tuple[List[ImageRecord], List[ImageRecord]]:
@@ -126,8 +138,6 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
     LR (nearest) | bicubic | model | HR of every validation image, with a zoomed detail, to
     `--output_dir/validation/step-{step}.png`, which needs no tracker. Main process only.
     """
-    from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-
     scale = args.upscale_factor
     if ema is not None:
         ema.store(trained.parameters())
@@ -136,7 +146,7 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
     trained.eval()
     try:
         if args.stage == "diffusion":
-            pipeline = SRDiffPipeline(unet=trained, encoder=encoder, scheduler=default_scheduler())
+            pipeline = pipeline_of_run(args, trained, encoder)
             pipeline.set_progress_bar_config(disable=True)
         scores = {"psnr": [], "lr_psnr": [], "bicubic_psnr": [], "bicubic_lr_psnr": []}
         images, grids = [], []

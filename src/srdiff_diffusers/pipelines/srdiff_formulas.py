@@ -1,0 +1,44 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""
+The SRDiff formulas shared by sampling ([`SRDiffPipeline`]) and training (`training.trainer.diffusion_loss`), so that
+a model samples with exactly the residual it was trained on. Images are in [0, 1]; up(LR) and the residual in
+[-1, 1].
+
+- up(LR) = MATLAB-bicubic upscaling of `LR * 255 / divisor` (the LR image from its uint8 values / divisor);
+- the diffused signal x0 = clamp((HR - up(LR)) * rescale, -1, 1) (HR and up(LR) in [-1, 1]);
+- back: HR = clamp(x0, -1, 1) / rescale + up(LR).
+"""
+
+import torch
+
+from ..image_processing import imresize
+
+
+def upscale_lr(lr01: torch.Tensor, upscale_factor: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
+    """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1]."""
+    lr01 = lr01 * (255.0 / lr_upscale_divisor)
+    return imresize(lr01, scale=upscale_factor) * 2 - 1
+
+
+def residual_from_image(
+    hr01: torch.Tensor,
+    lr01: torch.Tensor,
+    upscale_factor: int,
+    residual_rescale: float = 2.0,
+    lr_upscale_divisor: float = 255.0,
+) -> torch.Tensor:
+    """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
+    up = upscale_lr(lr01, upscale_factor, lr_upscale_divisor)
+    return ((hr01.to(lr01.device) * 2 - 1 - up) * residual_rescale).clamp(-1, 1)
+
+
+def image_from_residual(
+    x0: torch.Tensor,
+    lr01: torch.Tensor,
+    upscale_factor: int,
+    residual_rescale: float = 2.0,
+    lr_upscale_divisor: float = 255.0,
+) -> torch.Tensor:
+    """The HR image in [-1, 1], unclamped, of a denoised residual: `clamp(x0, -1, 1) / rescale + up(LR)`."""
+    up = upscale_lr(lr01.to(x0.device), upscale_factor, lr_upscale_divisor)
+    return x0.clamp(-1, 1) / residual_rescale + up
