@@ -22,7 +22,9 @@ for _module in ("accelerate", "datasets", "tensorboard"):
 from accelerate.state import AcceleratorState  # noqa: E402
 
 from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, imresize  # noqa: E402
-from srdiff_diffusers.training import SRPatchDataset, load_hr_images, main, parse_args  # noqa: E402
+from srdiff_diffusers.commands.train import parse_args  # noqa: E402
+from srdiff_diffusers.training import SRPatchDataset, load_hr_images  # noqa: E402
+from srdiff_diffusers.training import train as train_stage  # noqa: E402
 from srdiff_diffusers.training.model_card import render_model_card  # noqa: E402
 from srdiff_diffusers.training.trainer import TrainingResult, list_checkpoints, upscale_lr  # noqa: E402
 
@@ -66,7 +68,7 @@ def train(tmp_path, stage, *extra, data=None, output="out"):
         "--cache_dir", str(tmp_path / "cache"), "--logging_steps", "10",
         *(TINY_RRDB if stage == "rrdb" else TINY_UNET), *extra,
     ]  # fmt: skip
-    return main(parse_args(argv))
+    return train_stage(parse_args(argv))
 
 
 @pytest.fixture
@@ -272,7 +274,7 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
     assert any(not torch.equal(four[k], final[k]) for k in final)  # the two differ, so the mean is a real test
     assert all(torch.allclose(averaged[k], (four[k] + final[k]) / 2, atol=1e-7) for k in final)
     from srdiff_diffusers import SRDiffUNet2DModel
-    from srdiff_diffusers.training.export import main as export_main
+    from srdiff_diffusers.commands.export import main as export_main
 
     argv = [*checkpoints, "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "cli")]
     assert export_main(argv) == 0
@@ -586,7 +588,7 @@ def test_the_installed_package_carries_the_model_card_template():
 
 
 def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
-    from srdiff_diffusers.training.model_card import main as model_card_main
+    from srdiff_diffusers.commands.model_card import main as model_card_main
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -646,7 +648,7 @@ def assert_one_error_line(stderr, prog, *words):
 
 def cli_train(tmp_path, capsys, stage, *extra, data=None):
     """`cli_main` on the arguments of [`train`]: (exit status, stderr)."""
-    from srdiff_diffusers.training import cli_main
+    from srdiff_diffusers.commands.train import cli_main
 
     data = data or write_images(tmp_path / "hr", 1)
     argv = [
@@ -671,13 +673,13 @@ def test_training_script_prints_one_error_line_and_exits_2(tmp_path):
 
 
 def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
-    import srdiff_diffusers.training.args as args_module
-    from srdiff_diffusers.training import cli_main
+    import srdiff_diffusers.training as training
+    from srdiff_diffusers.commands.train import cli_main
 
     def bug(args):
         raise RuntimeError("a bug, not a user mistake")
 
-    monkeypatch.setattr(args_module, "main", bug)
+    monkeypatch.setattr(training, "train", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         cli_main(["--stage", "rrdb", "--output_dir", str(tmp_path / "out")])
 
@@ -859,7 +861,7 @@ def test_wrong_size_lr_images_get_a_matching_hint(tmp_path):
 
 
 def test_export_module_runs_without_warning_and_reports_errors_in_one_line(tmp_path, capsys, encoder_dir):
-    from srdiff_diffusers.training.export import main as export_main
+    from srdiff_diffusers.commands.export import main as export_main
 
     prog = "python -m srdiff_diffusers.training.export"
     missing = tmp_path / "run" / "checkpoint-4"
@@ -875,3 +877,31 @@ def test_export_module_runs_without_warning_and_reports_errors_in_one_line(tmp_p
     argv = [str(rrdb_checkpoint), "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]
     assert export_main(argv) == 2
     assert_one_error_line(capsys.readouterr().err, prog, "checkpoint of a `--stage rrdb` run")
+
+
+def test_srdiff_train_export_and_model_card_are_subcommands(tmp_path, capsys, encoder_dir):
+    """`srdiff train` takes the training script's arguments; every command reports a mistake as one line, exit 2."""
+    from srdiff_diffusers.cli import main as srdiff
+
+    data = write_images(tmp_path / "hr", 1)
+    argv = ["train", "--stage", "diffusion", "--pretrained_encoder", str(encoder_dir), "--train_data_dir", str(data),
+            "--output_dir", str(tmp_path / "run"), "--resolution", "32", "--train_batch_size", "2", "--report_to",
+            "none", "--max_train_steps", "2", "--checkpointing_steps", "2", "--cache_dir", str(tmp_path / "cache"),
+            *TINY_UNET]  # fmt: skip
+    assert srdiff(argv) == 0
+    assert SRDiffPipeline.from_pretrained(tmp_path / "run").upscale_factor == 4
+    capsys.readouterr()
+    assert srdiff([*argv, "--resolution", "0"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "srdiff train", "`--resolution` must be at least")
+    checkpoint = str(tmp_path / "run" / "checkpoint-2")
+    export = ["export", checkpoint, "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]
+    assert srdiff(export) == 0 and (tmp_path / "model" / "model_index.json").is_file()
+    assert srdiff(export) == 2
+    assert_one_error_line(capsys.readouterr().err, "srdiff export", "already holds a pipeline")
+    command = "srdiff " + " ".join(shlex.quote(a) for a in argv)
+    card = ["model-card", str(tmp_path / "model"), "--training_command", command, "--run_dir", str(tmp_path / "run"),
+            "--global_step", "2"]  # fmt: skip
+    assert srdiff(card) == 0 and "for 2 optimizer steps" in (tmp_path / "model" / "README.md").read_text()
+    with pytest.raises(SystemExit) as usage_error:  # argparse's own usage error: the same status
+        srdiff([*card[:-1], "x"])
+    assert usage_error.value.code == 2

@@ -32,6 +32,7 @@ from ..utils.cpu_memory import retain_freed_cpu_memory
 from ..utils.io import atomic_write
 from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, attach_lr_images, load_hr_images
+from .model_card import push_to_hub, write_model_card
 
 
 logger = get_logger(__name__)
@@ -46,7 +47,7 @@ LOSS_LOG = "loss_log.jsonl"
 
 @dataclass
 class TrainingResult:
-    """What [`main`] returns: the loss of every optimizer step, the validation metrics, where the model went."""
+    """What [`train`] returns: the loss of every optimizer step, the validation metrics, where the model went."""
 
     losses: Dict[int, float] = field(default_factory=dict)
     validation: Dict[int, Dict[str, float]] = field(default_factory=dict)
@@ -281,6 +282,22 @@ def truncate_loss_log(path: str, last_step: int) -> None:
         atomic_write(path, "".join(kept))
 
 
+def read_loss_log(run_dir: str, last_step: int) -> Dict[int, float]:
+    """The losses of a run's steps up to `last_step`, from its loss log (`LOSS_LOG` in its `--output_dir`)."""
+    losses = {}
+    log = os.path.join(run_dir, LOSS_LOG)
+    with open(log, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+                step, loss = record["step"], record["loss"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{log}, line {number}, is not a loss record: {line.strip()[:80]!r}.") from None
+            if step <= last_step:
+                losses[step] = loss
+    return losses
+
+
 def config_differences(saved, built) -> str:
     """The architecture settings (config keys without a leading `_`) in which two model configs differ, as text."""
 
@@ -335,9 +352,9 @@ def rrdb_loss(encoder, hr, lr) -> torch.Tensor:
     return F.l1_loss(sample.float(), hr.float())
 
 
-def main(args) -> TrainingResult:
+def train(args) -> TrainingResult:
     r"""
-    Trains one SRDiff stage as described by `args` (see [`parse_args`]) and returns the losses and validation
+    Trains one SRDiff stage as described by `args` (see `srdiff_diffusers.commands.train.parse_args`) and returns the losses and validation
     metrics. Run it under `accelerate launch` for several processes.
     """
     check_args(args)
@@ -583,8 +600,6 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
 
 def save_final(args, trained, encoder, result: TrainingResult) -> None:
     """`save_pretrained` of the encoder (stage rrdb) or of the full pipeline (stage diffusion), plus the model card."""
-    from .model_card import write_model_card
-
     if args.stage == "rrdb":
         trained.save_pretrained(args.output_dir)
     else:
@@ -595,8 +610,6 @@ def save_final(args, trained, encoder, result: TrainingResult) -> None:
         logger.warning(f"No model card written: {error}")
     logger.info(f"Saved the final model to {args.output_dir}")
     if args.push_to_hub:
-        from .model_card import push_to_hub
-
         push_to_hub(args)
 
 
