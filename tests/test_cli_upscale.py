@@ -137,9 +137,9 @@ def test_images_over_the_decompression_bomb_limit(model_dir, inputs, tmp_path, c
 
 
 def test_an_image_too_large_for_the_memory_is_one_error_line(model_dir, inputs, tmp_path, capsys, monkeypatch):
-    from srdiff_diffusers.pipelines import pipeline_srdiff
+    from srdiff_diffusers import runtime
 
-    monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: 1000)
+    monkeypatch.setattr(runtime, "available_cpu_memory", lambda: 1000)
     assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "srdiff upscale: error: Upscaling 1 image(s) x4" in err and "Traceback" not in err

@@ -11,7 +11,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
-from ..utils.argument_checks import is_int, is_real
+from ..argument_checks import is_int, is_real
 from .activations import mish, mish_
 from .padding import reflection_pad1
 from .readable_weights import ReadableWeightsMixin

@@ -12,12 +12,13 @@ a model samples with exactly the residual it was trained on. Images are in [0, 1
 import torch
 
 from ..image_processing import imresize
+from ..image_processor import SRDiffImageProcessor
 
 
 def upscale_lr(lr01: torch.Tensor, upscale_factor: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
     """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1]."""
     lr01 = lr01 * (255.0 / lr_upscale_divisor)
-    return imresize(lr01, scale=upscale_factor) * 2 - 1
+    return SRDiffImageProcessor.normalize(imresize(lr01, scale=upscale_factor))
 
 
 def residual_from_image(
@@ -29,7 +30,7 @@ def residual_from_image(
 ) -> torch.Tensor:
     """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
     up = upscale_lr(lr01, upscale_factor, lr_upscale_divisor)
-    return ((hr01.to(lr01.device) * 2 - 1 - up) * residual_rescale).clamp(-1, 1)
+    return ((SRDiffImageProcessor.normalize(hr01.to(lr01.device)) - up) * residual_rescale).clamp(-1, 1)
 
 
 def image_from_residual(

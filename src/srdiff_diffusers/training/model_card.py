@@ -7,7 +7,7 @@ from typing import Optional
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..utils.io import atomic_write
+from ..io import atomic_write
 
 # The template lives at the repository root; an installed package without it falls back to the copy next to this file.
 _TEMPLATE_CANDIDATES = (

@@ -28,8 +28,8 @@ from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines import srdiff_formulas
 from ..pipelines.pipeline_srdiff import default_scheduler
-from ..utils.cpu_memory import retain_freed_cpu_memory
-from ..utils.io import atomic_write
+from ..runtime import retain_freed_cpu_memory
+from ..io import atomic_write
 from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, attach_lr_images, load_hr_images
 from .model_card import push_to_hub, write_model_card
@@ -371,7 +371,7 @@ def train(args) -> TrainingResult:
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     if accelerator.device.type == "cpu":
-        retain_freed_cpu_memory()  # every step frees and re-allocates the same activations (utils/cpu_memory.py)
+        retain_freed_cpu_memory()  # every step frees and re-allocates the same activations (runtime.py)
     file_handler = None
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
