@@ -9,10 +9,8 @@ Keeping freed CPU memory in the process, so that the next network call does not 
 On the CPU, PyTorch allocates every activation with the C library's `malloc` and frees it when it is no longer
 used. glibc's `malloc` serves blocks above a threshold (at most 32 MiB by default) with `mmap` and gives them back to
 the system on `free`; the next call then touches new pages, and the kernel zero-fills each 4 KiB page on its first
-write. A U-Net step (the paper's CelebA configuration) at 512x512 allocates about 1.3 GB of such activations:
-320,000 page faults and 0.5 s of system time out of 2 s (one thread; `benchmarks/compare_original.py` prints the
-faults per call). Raising glibc's mmap and trim thresholds makes `malloc` keep freed blocks and reuse them, as the
-CUDA caching allocator does on GPUs.
+write, a large share of a step's time (measured in docs/performance.md, "Page faults"). Raising glibc's mmap
+and trim thresholds makes `malloc` keep freed blocks and reuse them, as the CUDA caching allocator does on GPUs.
 
 The cost: the process keeps its peak memory until it exits instead of returning it between calls. The `srdiff`
 commands and the training script do this on the CPU (set `SRDIFF_KEEP_MALLOC_DEFAULTS=1` to opt out); a script
@@ -107,7 +105,7 @@ def available_cpu_memory() -> Optional[int]:
 
 # Bytes of the full-size tensors of one image being upscaled (latents, noise, up(LR), the tiled prediction and its
 # blending weights, the scheduler's temporaries) per HR pixel and sample, and of each finished image until all are
-# post-processed; measured as docs/performance.md describes.
+# post-processed; measured on the default model (docs/reliability.md).
 _BYTES_PER_HR_PIXEL = 96
 _BYTES_PER_FINISHED_PIXEL = 16
 SKIP_MEMORY_CHECK_VARIABLE = "SRDIFF_SKIP_MEMORY_CHECK"
