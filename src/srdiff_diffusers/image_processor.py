@@ -222,9 +222,10 @@ def _tensor_to_pil(image: torch.Tensor, prepared: PreparedImage) -> "PIL.Image.I
 
 class SRDiffImageProcessor:
     r"""
-    Image pre- and post-processing for SRDiff, after diffusers' `VaeImageProcessor`: [`~SRDiffImageProcessor.preprocess`]
-    turns what users pass into `(1, 3, H, W)` float tensors in [0, 1] plus what is needed to give the result back in
-    the input's form, and [`~SRDiffImageProcessor.postprocess`] does the reverse. The static methods are the other
+    Image pre- and post-processing for SRDiff, after diffusers' `VaeImageProcessor`:
+    [`~SRDiffImageProcessor.preprocess`] turns what users pass into `(1, 3, H, W)` float tensors in [0, 1] plus what
+    is needed to give the result back in the input's form, and [`~SRDiffImageProcessor.postprocess`] does the
+    reverse. The static methods are the other
     conversions of the package (uint8 arrays for the metrics, PIL figures, [-1, 1] for the models).
     """
 

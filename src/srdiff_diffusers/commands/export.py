@@ -5,7 +5,7 @@ mean of several) as an `SRDiffPipeline` folder."""
 import argparse
 from typing import List, Optional
 
-from . import run_reporting_user_errors
+from . import command_line
 
 DESCRIPTION = "Export a stage-diffusion checkpoint as an SRDiffPipeline folder."
 
@@ -40,7 +40,4 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None, prog: str = "python -m srdiff_diffusers.training.export") -> int:
     """The former `python -m srdiff_diffusers.training.export` command line; the same as `srdiff export`."""
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
-    register(parser)
-    args = parser.parse_args(argv)
-    return run_reporting_user_errors(parser.prog, lambda: run(args))
+    return command_line(register, run, argv, prog, DESCRIPTION)

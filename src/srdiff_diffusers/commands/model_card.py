@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 from typing import List, Optional
 
-from . import run_reporting_user_errors
+from . import command_line
 
 DESCRIPTION = "Write the model card of an exported SRDiff model."
 
@@ -66,7 +66,4 @@ def run(options: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None, prog: str = "python -m srdiff_diffusers.training.model_card") -> int:
     """The former `python -m srdiff_diffusers.training.model_card` command line; the same as `srdiff model-card`."""
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
-    register(parser)
-    options = parser.parse_args(argv)
-    return run_reporting_user_errors(parser.prog, lambda: run(options))
+    return command_line(register, run, argv, prog, DESCRIPTION)

@@ -5,7 +5,7 @@
 import argparse
 from typing import List, Optional, Tuple
 
-from . import run_reporting_user_errors
+from . import command_line
 
 
 def _int_tuple(text: str) -> Tuple[int, ...]:
@@ -151,6 +151,4 @@ def cli_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> in
     Returns:
         `int`: the exit status, 0 after a complete run.
     """
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    return run_reporting_user_errors(parser.prog, lambda: run(args))
+    return command_line(register, run, argv, prog, DESCRIPTION)

@@ -20,9 +20,9 @@ from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..runtime import NonFiniteGuard, check_cpu_memory
-from . import srdiff_formulas
 from .lr_consistency import lr_consistency as lr_consistency_correction
 from .pipeline_folder import check_pipeline_folder
+from .srdiff_formulas import SRDiffFormulas
 from .schedulers import check_prediction_type, check_scheduler, fast_scheduler, noise_schedule
 from .tiling import (
     DEFAULT_TILE_OVERLAP,
@@ -248,19 +248,21 @@ class SRDiffPipeline(DiffusionPipeline):
         return F.pad(lr, (0, pad_w, 0, pad_h), mode=mode)
 
     def upscale_bicubic(self, lr01: torch.Tensor) -> torch.Tensor:
-        """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1] (see `srdiff_formulas`)."""
-        return srdiff_formulas.upscale_lr(lr01, self.upscale_factor, self.config.lr_upscale_divisor)
+        """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1] (see `SRDiffFormulas`)."""
+        return SRDiffFormulas(self.upscale_factor, lr_upscale_divisor=self.config.lr_upscale_divisor).upscale_lr(lr01)
 
     def residual_from_image(self, hr01: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
         """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
-        return srdiff_formulas.residual_from_image(hr01, lr01, self.upscale_factor, *self._formula_config())
+        return self.formulas.residual_from_image(hr01, lr01)
 
     def image_from_residual(self, x0: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
         """The unclamped HR image in [-1, 1] of a residual: `clamp(x0, -1, 1) / rescale + up(LR)`."""
-        return srdiff_formulas.image_from_residual(x0, lr01, self.upscale_factor, *self._formula_config())
+        return self.formulas.image_from_residual(x0, lr01)
 
-    def _formula_config(self) -> Tuple[float, float]:
-        return self.config.residual_rescale, self.config.lr_upscale_divisor
+    @property
+    def formulas(self) -> SRDiffFormulas:
+        """up(LR), the residual and back, with this pipeline's rescale and divisor (the trainer uses the same)."""
+        return SRDiffFormulas(self.upscale_factor, self.config.residual_rescale, self.config.lr_upscale_divisor)
 
     def fast_scheduler(self, name: str = "dpmsolver++", **kwargs) -> SchedulerMixin:
         r"""
@@ -417,7 +419,8 @@ class SRDiffPipeline(DiffusionPipeline):
         num_inference_steps, num_images_per_prompt = int(num_inference_steps), int(num_images_per_prompt)  # numpy ints
         tile_size = int(tile_size) if is_int(tile_size) else tile_size
         tile_overlap, strength, given_latents = int(tile_overlap), float(strength), latents
-        device, dtype, scale, count = self._execution_device, self.unet.dtype, self.upscale_factor, num_images_per_prompt
+        device, dtype, scale = self._execution_device, self.unet.dtype, self.upscale_factor
+        count = num_images_per_prompt
 
         # one image at a time: inputs may differ in size, and memory stays bounded by one image
         results = []

@@ -37,7 +37,9 @@ class _ManipulationMixin:
             raise ValueError(f"`{what}` must be a single image, got {len(prepared)}.")
         return prepared[0]
 
-    def _output(self, images01: torch.Tensor, output_type: str, return_dict: bool, like: Optional[PreparedImage] = None):
+    def _output(
+        self, images01: torch.Tensor, output_type: str, return_dict: bool, like: Optional[PreparedImage] = None
+    ):
         """
         [0, 1] images to the requested type, without a round trip through [-1, 1] (so copied pixels stay exact); RGB
         ones in the channels and mode of `like` (gray, its alpha, its palette), as the main pipeline returns its

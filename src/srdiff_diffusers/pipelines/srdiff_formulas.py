@@ -9,37 +9,38 @@ a model samples with exactly the residual it was trained on. Images are in [0, 1
 - back: HR = clamp(x0, -1, 1) / rescale + up(LR).
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from ..image_processing import imresize
 from ..image_processor import SRDiffImageProcessor
 
 
-def upscale_lr(lr01: torch.Tensor, upscale_factor: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
-    """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1]."""
-    lr01 = lr01 * (255.0 / lr_upscale_divisor)
-    return SRDiffImageProcessor.normalize(imresize(lr01, scale=upscale_factor))
+@dataclass(frozen=True)
+class SRDiffFormulas:
+    r"""
+    Args:
+        upscale_factor (`int`): The SR scale s.
+        residual_rescale (`float`, *optional*, defaults to 2.0): The residual's rescale (the paper's 2).
+        lr_upscale_divisor (`float`, *optional*, defaults to 255.0): up(LR) is made from `uint8 / divisor` (255 is
+            exact; the authors' data code used 256).
+    """
 
+    upscale_factor: int
+    residual_rescale: float = 2.0
+    lr_upscale_divisor: float = 255.0
 
-def residual_from_image(
-    hr01: torch.Tensor,
-    lr01: torch.Tensor,
-    upscale_factor: int,
-    residual_rescale: float = 2.0,
-    lr_upscale_divisor: float = 255.0,
-) -> torch.Tensor:
-    """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
-    up = upscale_lr(lr01, upscale_factor, lr_upscale_divisor)
-    return ((SRDiffImageProcessor.normalize(hr01.to(lr01.device)) - up) * residual_rescale).clamp(-1, 1)
+    def upscale_lr(self, lr01: torch.Tensor) -> torch.Tensor:
+        """up(LR): MATLAB-bicubic upscaling of an LR batch in [0, 1], returned in [-1, 1]."""
+        lr01 = lr01 * (255.0 / self.lr_upscale_divisor)
+        return SRDiffImageProcessor.normalize(imresize(lr01, scale=self.upscale_factor))
 
+    def residual_from_image(self, hr01: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
+        """The diffused signal of an HR image in [0, 1]: `x0 = clamp((HR - up(LR)) * rescale, -1, 1)`."""
+        residual = SRDiffImageProcessor.normalize(hr01.to(lr01.device)) - self.upscale_lr(lr01)
+        return (residual * self.residual_rescale).clamp(-1, 1)
 
-def image_from_residual(
-    x0: torch.Tensor,
-    lr01: torch.Tensor,
-    upscale_factor: int,
-    residual_rescale: float = 2.0,
-    lr_upscale_divisor: float = 255.0,
-) -> torch.Tensor:
-    """The HR image in [-1, 1], unclamped, of a denoised residual: `clamp(x0, -1, 1) / rescale + up(LR)`."""
-    up = upscale_lr(lr01.to(x0.device), upscale_factor, lr_upscale_divisor)
-    return x0.clamp(-1, 1) / residual_rescale + up
+    def image_from_residual(self, x0: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
+        """The HR image in [-1, 1], unclamped, of a denoised residual: `clamp(x0, -1, 1) / rescale + up(LR)`."""
+        return x0.clamp(-1, 1) / self.residual_rescale + self.upscale_lr(lr01.to(x0.device))

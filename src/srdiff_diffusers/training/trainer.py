@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
-from ..pipelines import srdiff_formulas
+from ..pipelines.srdiff_formulas import SRDiffFormulas
 from ..pipelines.pipeline_srdiff import default_scheduler
 from ..runtime import retain_freed_cpu_memory
 from ..io import atomic_write
@@ -319,16 +319,16 @@ def step_generator(seed: int, micro_batch: int, process_index: int) -> torch.Gen
 
 
 def upscale_lr(lr: torch.Tensor, scale: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
-    """up(LR) of a training batch's LR in [-1, 1], returned in [-1, 1] (`srdiff_formulas.upscale_lr`)."""
-    return srdiff_formulas.upscale_lr(SRDiffImageProcessor.denormalize(lr), scale, lr_upscale_divisor)
+    """up(LR) of a training batch's LR in [-1, 1], returned in [-1, 1] (`SRDiffFormulas.upscale_lr`)."""
+    formulas = SRDiffFormulas(scale, lr_upscale_divisor=lr_upscale_divisor)
+    return formulas.upscale_lr(SRDiffImageProcessor.denormalize(lr))
 
 
 def diffusion_target(hr: torch.Tensor, lr: torch.Tensor, args) -> torch.Tensor:
     """x0 of a training batch (HR and LR in [-1, 1]) with the run's rescale and divisor, as the pipeline samples it."""
     hr01, lr01 = SRDiffImageProcessor.denormalize(hr), SRDiffImageProcessor.denormalize(lr)
-    return srdiff_formulas.residual_from_image(
-        hr01, lr01, args.upscale_factor, args.residual_rescale, args.lr_upscale_divisor
-    )
+    formulas = SRDiffFormulas(args.upscale_factor, args.residual_rescale, args.lr_upscale_divisor)
+    return formulas.residual_from_image(hr01, lr01)
 
 
 def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, generator, args) -> torch.Tensor:
@@ -354,8 +354,8 @@ def rrdb_loss(encoder, hr, lr) -> torch.Tensor:
 
 def train(args) -> TrainingResult:
     r"""
-    Trains one SRDiff stage as described by `args` (see `srdiff_diffusers.commands.train.parse_args`) and returns the losses and validation
-    metrics. Run it under `accelerate launch` for several processes.
+    Trains one SRDiff stage as described by `args` (`srdiff_diffusers.commands.train.parse_args`) and returns the
+    losses and validation metrics. Run it under `accelerate launch` for several processes.
     """
     check_args(args)
     check_output_dir(args)
