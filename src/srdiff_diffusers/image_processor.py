@@ -335,8 +335,8 @@ class SRDiffImageProcessor:
 
     @staticmethod
     def numpy_to_pil(image: np.ndarray) -> PIL.Image.Image:
-        """A uint8 `HxW` / `HxWxC` array, or a uint16 `HxW` one, to a PIL image."""
-        return PIL.Image.fromarray(image)
+        """A uint8 `HxW` / `HxWxC` array (a single channel is gray), or a uint16 `HxW` one, to a PIL image."""
+        return PIL.Image.fromarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
 
     @staticmethod
     def sixteen_bit_to_unit_float(image: PIL.Image.Image, path: Union[str, os.PathLike]) -> np.ndarray:

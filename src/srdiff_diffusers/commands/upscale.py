@@ -142,7 +142,7 @@ def load_sample(name: str, scale: int) -> Tuple[PIL.Image.Image, PIL.Image.Image
     array = np.asarray(getattr(skimage.data, name)())
     hr = processor.numpy_to_pt(array if array.ndim == 3 else array[:, :, None])
     lr = processor.pt_to_numpy(imresize(hr, scale=1 / scale))[0]
-    return processor.numpy_to_pil(array), processor.numpy_to_pil(lr if lr.shape[2] > 1 else lr[:, :, 0])
+    return processor.numpy_to_pil(array), processor.numpy_to_pil(lr)
 
 
 # ---------------------------------------------------------------------------------------------------------------
