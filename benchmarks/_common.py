@@ -126,7 +126,7 @@ def measure_memory(fn: Callable[[], object], device: torch.device) -> Dict[str, 
     """
     One call of `fn`: its peak memory (`peak_mib`, see [`PeakMemory`]) and the process's minor page faults during it
     (`page_faults`: pages the kernel had to map and zero-fill because the allocator handed out memory new to the
-    process, see srdiff_diffusers/utils/cpu_memory.py).
+    process, see srdiff_diffusers/runtime.py).
     """
     with PeakMemory(device) as mem:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -37,7 +37,7 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
-from srdiff_diffusers.utils.cpu_memory import retain_freed_cpu_memory
+from srdiff_diffusers.runtime import retain_freed_cpu_memory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as bench  # noqa: E402
@@ -480,7 +480,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--retain-freed-memory", action="store_true",
-        help="Keep freed CPU memory in the process (srdiff_diffusers.utils.cpu_memory, what the srdiff commands and "
+        help="Keep freed CPU memory in the process (srdiff_diffusers.runtime, what the srdiff commands and "
         "the training script do on the CPU) for the whole run, so for both implementations alike. Default: glibc's "
         "defaults, under which every large activation is mmap'ed anew and page-faulted in. With it, peak_mib only "
         "shows growth beyond the memory that earlier calls left in the process (measure peaks without it).",
@@ -505,7 +505,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.retain_freed_memory and not retain_freed_cpu_memory():
-        raise SystemExit("--retain-freed-memory: not applied (needs Linux with glibc; see utils/cpu_memory.py)")
+        raise SystemExit("--retain-freed-memory: not applied (needs Linux with glibc; see runtime.py)")
     bench.set_clock(args.clock)
     from diffusers.utils import logging as diffusers_logging
 

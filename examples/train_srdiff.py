@@ -9,14 +9,14 @@ Trains SRDiff (Li et al., 2021) in two stages, on one CPU or many GPUs with acce
     accelerate launch examples/train_srdiff.py --stage diffusion --pretrained_encoder out/rrdb \
         --train_data_dir HR_FOLDER --output_dir out/srdiff
 
-`python examples/train_srdiff.py --help` lists every argument. The training code lives in
-`srdiff_diffusers.training`, where it is tested: `cli_main` is `main(parse_args())`, with a mistake in the
-arguments or the data reported as one `train_srdiff.py: error: ...` line (exit status 2) instead of a traceback.
+`python examples/train_srdiff.py --help` lists every argument. It is `srdiff train` (`srdiff_diffusers.commands.train`,
+where it is tested): a mistake in the arguments or the data is one `train_srdiff.py: error: ...` line (exit status 2)
+instead of a traceback.
 """
 
 import sys
 
-from srdiff_diffusers.training import cli_main
+from srdiff_diffusers.commands.train import cli_main
 
 
 if __name__ == "__main__":

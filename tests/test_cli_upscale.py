@@ -61,7 +61,7 @@ def test_refuses_to_overwrite(model_dir, inputs, tmp_path, capsys):
     out.mkdir()
     existing = out / "odd_x4.png"
     existing.write_bytes(b"precious")
-    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=out) == 1
+    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=out) == 2
     err = capsys.readouterr().err
     assert "srdiff upscale: error:" in err and "odd_x4.png" in err and "--overwrite" in err
     assert existing.read_bytes() == b"precious"
@@ -113,7 +113,7 @@ def test_sample_image(model_dir, tmp_path):
 )
 def test_bad_input_files(model_dir, inputs, tmp_path, capsys, make, message):
     out = tmp_path / "out"
-    assert upscale_cli(inputs / "odd.png", make(inputs), model_dir=model_dir, out=out) == 1
+    assert upscale_cli(inputs / "odd.png", make(inputs), model_dir=model_dir, out=out) == 2
     err = capsys.readouterr().err
     assert err.startswith("srdiff upscale: error:") and message in err
     assert len(err.strip().splitlines()) == 1
@@ -123,31 +123,31 @@ def test_bad_input_files(model_dir, inputs, tmp_path, capsys, make, message):
 def test_truncated_image(model_dir, inputs, tmp_path, capsys):
     data = (inputs / "odd.png").read_bytes()
     (inputs / "cut.png").write_bytes(data[: len(data) // 2])
-    assert upscale_cli(inputs / "cut.png", model_dir=model_dir, out=tmp_path / "out") == 1
+    assert upscale_cli(inputs / "cut.png", model_dir=model_dir, out=tmp_path / "out") == 2
     assert "cannot read" in capsys.readouterr().err
 
 
 def test_images_over_the_decompression_bomb_limit(model_dir, inputs, tmp_path, capsys, monkeypatch):
     PIL.Image.new("L", (30, 30)).save(inputs / "big.png")
     monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)  # PIL refuses images over twice the limit
-    assert upscale_cli(inputs / "big.png", model_dir=model_dir, out=tmp_path / "out") == 1
+    assert upscale_cli(inputs / "big.png", model_dir=model_dir, out=tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert err.startswith("srdiff upscale: error: cannot read") and "crop or downscale" in err
     assert len(err.strip().splitlines()) == 1
 
 
 def test_an_image_too_large_for_the_memory_is_one_error_line(model_dir, inputs, tmp_path, capsys, monkeypatch):
-    from srdiff_diffusers.pipelines import pipeline_srdiff
+    from srdiff_diffusers import runtime
 
-    monkeypatch.setattr(pipeline_srdiff, "available_cpu_memory", lambda: 1000)
-    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=tmp_path / "out") == 1
+    monkeypatch.setattr(runtime, "available_cpu_memory", lambda: 1000)
+    assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "srdiff upscale: error: Upscaling 1 image(s) x4" in err and "Traceback" not in err
 
 
 def test_missing_init_image_is_named(model_dir, inputs, tmp_path, capsys):
     argv = ["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "out"), "--model", model_dir, "--steps", "1"]
-    assert main(argv + ["--init-image", str(tmp_path / "nope.png")]) == 1
+    assert main(argv + ["--init-image", str(tmp_path / "nope.png")]) == 2
     err = capsys.readouterr().err
     assert "nope.png does not exist" in err and "corrupt" not in err
 
@@ -162,13 +162,13 @@ def test_version(capsys):
 
 
 def test_bad_models(inputs, tmp_path, capsys):
-    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "no")]) == 1
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "no")]) == 2
     assert "no such model folder" in capsys.readouterr().err
-    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(inputs)]) == 1
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model", str(inputs)]) == 2
     assert "no model_index.json" in capsys.readouterr().err
     # a Hub id that cannot be reached (no network here) or does not exist: one clear line, no traceback
     assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "o"), "--model",
-                 "nobody-xyz/no-such-srdiff-model"]) == 1
+                 "nobody-xyz/no-such-srdiff-model"]) == 2
     err = capsys.readouterr().err
     assert "could not load the model nobody-xyz/no-such-srdiff-model" in err and "Traceback" not in err
     assert "stacktrace above" not in err  # diffusers' pointer to a traceback the user is not shown
@@ -178,7 +178,7 @@ def test_missing_weights_in_model_folder(model_dir, inputs, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     (broken / "unet" / "diffusion_pytorch_model.safetensors").unlink()
-    assert upscale_cli(inputs / "odd.png", model_dir=str(broken), out=tmp_path / "out") == 1
+    assert upscale_cli(inputs / "odd.png", model_dir=str(broken), out=tmp_path / "out") == 2
     assert "could not load the model" in capsys.readouterr().err
 
 
@@ -187,7 +187,7 @@ def test_diverged_weights_give_the_guard_message_not_a_traceback(inputs, tmp_pat
     with torch.no_grad():
         pipe.unet.conv_out.weight.fill_(float("nan"))  # as a diverged training run leaves them
     pipe.save_pretrained(tmp_path / "nan_model")
-    assert upscale_cli(inputs / "odd.png", model_dir=str(tmp_path / "nan_model"), out=tmp_path / "out") == 1
+    assert upscale_cli(inputs / "odd.png", model_dir=str(tmp_path / "nan_model"), out=tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "srdiff upscale: error: The noise predictor returned NaN" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "odd_x4.png").exists()
@@ -222,13 +222,13 @@ def test_shipped_default_model_is_used(model_dir, monkeypatch, capsys):
 
 
 def test_argument_errors(model_dir, inputs, tmp_path, capsys):
-    assert main(["upscale", "-o", str(tmp_path / "out"), "--model", model_dir]) == 1
+    assert main(["upscale", "-o", str(tmp_path / "out"), "--model", model_dir]) == 2
     assert "--sample" in capsys.readouterr().err
-    assert upscale_cli(inputs / "odd.png", "--num-samples", "0", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert upscale_cli(inputs / "odd.png", "--num-samples", "0", model_dir=model_dir, out=tmp_path / "o") == 2
     assert "--num-samples" in capsys.readouterr().err
     (inputs / "b").mkdir()
     (inputs / "b" / "odd.png").write_bytes((inputs / "odd.png").read_bytes())
-    assert upscale_cli(inputs / "odd.png", inputs / "b" / "odd.png", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert upscale_cli(inputs / "odd.png", inputs / "b" / "odd.png", model_dir=model_dir, out=tmp_path / "o") == 2
     assert "would overwrite each other" in capsys.readouterr().err
 
 
@@ -244,10 +244,10 @@ def test_bfloat16_runs_the_networks_in_bfloat16_close_to_float32(model_dir, inpu
 
 def test_speed_option_errors(model_dir, inputs, tmp_path, capsys, monkeypatch):
     args = (inputs / "odd.png", "--device", "cpu")
-    assert upscale_cli(*args, "--dtype", "float16", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert upscale_cli(*args, "--dtype", "float16", model_dir=model_dir, out=tmp_path / "o") == 2
     assert "--dtype bfloat16" in capsys.readouterr().err
     monkeypatch.setattr("srdiff_diffusers.commands.speed.shutil.which", lambda name: None)
-    assert upscale_cli(*args, "--compile", model_dir=model_dir, out=tmp_path / "o") == 1
+    assert upscale_cli(*args, "--compile", model_dir=model_dir, out=tmp_path / "o") == 2
     assert "needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before any work
 

@@ -97,7 +97,8 @@ def test_training_under_accelerate_dynamo_backend_matches_eager_and_resumes(tmp_
     from test_training import write_images
 
     from srdiff_diffusers import RRDBEncoder, SRDiffPipeline
-    from srdiff_diffusers.training import main, parse_args
+    from srdiff_diffusers.commands.train import parse_args
+    from srdiff_diffusers.training import train as train_stage
 
     torch.manual_seed(0)
     RRDBEncoder(num_features=8, num_blocks=2).save_pretrained(tmp_path / "encoder")
@@ -112,7 +113,7 @@ def test_training_under_accelerate_dynamo_backend_matches_eager_and_resumes(tmp_
             "--cache_dir", str(tmp_path / "cache"), "--checkpointing_steps", "2", "--max_train_steps", "4", *extra,
         ]  # fmt: skip
         try:
-            return main(parse_args(argv))
+            return train_stage(parse_args(argv))
         finally:
             AcceleratorState._reset_state(reset_partial_state=True)
 

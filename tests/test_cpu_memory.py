@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from srdiff_diffusers.utils import cpu_memory
+from srdiff_diffusers import runtime as cpu_memory
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # pages touched by the ten counted allocations (os.sysconf is POSIX only)
@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     """
     import json, resource, sys
     import torch
-    from srdiff_diffusers.utils.cpu_memory import retain_freed_cpu_memory
+    from srdiff_diffusers.runtime import retain_freed_cpu_memory
 
     applied = retain_freed_cpu_memory() if sys.argv[1] == "retain" else None
 

@@ -231,9 +231,9 @@ def test_degrade_command_is_reproducible_per_file_and_keeps_names(tmp_path, caps
         assert np.array_equal(one, np.asarray(PIL.Image.open(tmp_path / "two" / name)))
     a, b = (np.asarray(PIL.Image.open(tmp_path / "one" / n)) for n in ("a.png", "sub/b.png"))
     assert not np.array_equal(a, b)
-    assert cli_main(["degrade", "--hr-dir", str(tmp_path / "hr"), "-o", str(tmp_path / "one")]) == 1
+    assert cli_main(["degrade", "--hr-dir", str(tmp_path / "hr"), "-o", str(tmp_path / "one")]) == 2
     assert "exists" in capsys.readouterr().err
-    assert cli_main(["degrade", "--hr-dir", str(tmp_path / "hr"), "-o", str(tmp_path / "hr")]) == 1
+    assert cli_main(["degrade", "--hr-dir", str(tmp_path / "hr"), "-o", str(tmp_path / "hr")]) == 2
     assert "would replace the HR ones" in capsys.readouterr().err
 
 

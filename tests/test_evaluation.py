@@ -443,7 +443,7 @@ def test_cli_dataset_from_a_data_folder_or_a_saved_dataset(data, capsys):
     saved.save_to_disk(str(data / "saved"))
     assert bicubic_psnr("--dataset", str(data / "saved"), "--split", "test") == pytest.approx(expected, abs=1e-9)
     assert main(["evaluate", "--dataset", str(data / "saved"), "--split", "train", "--scale", "4", "-o",
-                 str(data / "o_split")]) == 1  # fmt: skip
+                 str(data / "o_split")]) == 2  # fmt: skip
     assert "has no split 'train'; it has ['test']" in capsys.readouterr().err
 
 
@@ -458,7 +458,7 @@ def test_cli_refuses_a_too_small_image_before_evaluating_any(data, capsys, monke
     PIL.Image.new("RGB", (16, 24)).save(data / "hr" / "z_small.png")  # sorted last, so reached last
     for source in (["--hr-dir", str(data / "hr")], ["--dataset", str(data / "hr"), "--split", "train"]):
         out = data / f"o_small{len(evaluated)}{source[0]}"
-        assert main(["evaluate", *source, "--scale", "4", "--no-lpips", "-o", str(out)]) == 1
+        assert main(["evaluate", *source, "--scale", "4", "--no-lpips", "-o", str(out)]) == 2
         err = capsys.readouterr().err
         assert "HR image 'z_small' (16x24) is too small" in err and "at least 20x20" in err
         assert not evaluated and not out.exists()
@@ -468,7 +468,7 @@ def test_cli_errors(data, capsys):
     hr, model = str(data / "hr"), str(data / "model")
 
     def error_of(*argv):
-        assert main(["evaluate", *argv]) == 1
+        assert main(["evaluate", *argv]) == 2
         return capsys.readouterr().err
 
     assert "no such folder" in error_of("--hr-dir", str(data / "missing"), "--scale", "4", "-o", str(data / "o1"))
@@ -542,7 +542,7 @@ def test_cli_reports_a_corrupt_image_before_loading_the_model(data, capsys, monk
     shutil.copytree(data / "hr", bad)
     (bad / "zz.png").write_bytes(b"\x89PNG not really")
     argv = ["evaluate", "--model", str(data / "model"), "--hr-dir", str(bad), "-o", str(data / "o_bad")]
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "cannot read" in err and "zz.png" in err and not (data / "o_bad").exists()
 

@@ -8,7 +8,7 @@ from diffusers import DDPMScheduler
 from srdiff_diffusers.models import unet_srdiff
 from srdiff_diffusers.models.activations import mish_
 from srdiff_diffusers.models.padding import reflection_pad1
-from srdiff_diffusers.utils.precision import NonFiniteGuard
+from srdiff_diffusers.runtime import NonFiniteGuard
 
 
 def _inputs(unet, encoder, batch=2, lr_size=8, seed=1):

@@ -1,4 +1,4 @@
-"""Atomic writes (`srdiff_diffusers.utils.io`): nothing half-written, and results readable like any other file."""
+"""Atomic writes (`srdiff_diffusers.io`): nothing half-written, and results readable like any other file."""
 
 import os
 import stat
@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from srdiff_diffusers.utils.io import atomic_write, make_staging_dir, save_png
+from srdiff_diffusers.io import atomic_write, make_staging_dir, save_png
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 

@@ -73,9 +73,9 @@ def test_refinement_diffuses_the_guess_residual_to_t_bar(pipe):
     """x_t-bar = sqrt(abar) * clamp((guess - up(LR)) * 2, -1, 1) + sqrt(1 - abar) * noise, noise = the global randn."""
     lr, guess = torch.rand(1, 3, 6, 6), torch.rand(1, 3, 24, 24)
     strength = 0.3  # paper t-bar = 30 -> diffusers timestep 29, then 30 steps 29..0
-    timesteps = pipe._timesteps(100, strength, "cpu")
+    timesteps = pipe.get_timesteps(100, strength, "cpu")
     assert timesteps.tolist() == list(range(29, -1, -1))
-    start = pipe._start_latents((1, 3, 24, 24), timesteps, strength, _gen(5), lr, guess, None)
+    start = pipe.prepare_latents((1, 3, 24, 24), timesteps, strength, _gen(5), lr, guess, None)
     noise = torch.randn(1, 3, 24, 24, generator=_gen(5))
     up = imresize(lr, scale=4) * 2 - 1
     x0 = ((guess * 2 - 1 - up) * 2).clamp(-1, 1)
@@ -257,8 +257,8 @@ def test_interpolation_from_sr_results_and_slerp(pipe):
     sr = pipe(lr, num_inference_steps=2, generator=_gen(3), output_type="pt").images
     latents = interp.prepare_latents(lr, strength=0.5, generator=_gen(4), hr_image=sr)
     # equals the scheduler's diffusion of that SR result's residual at t-bar
-    timesteps = pipe._timesteps(100, 0.5, "cpu")
-    expected = pipe._start_latents((1, 3, 32, 32), timesteps, 0.5, _gen(4), lr, sr, None)
+    timesteps = pipe.get_timesteps(100, 0.5, "cpu")
+    expected = pipe.prepare_latents((1, 3, 32, 32), timesteps, 0.5, _gen(4), lr, sr, None)
     assert torch.equal(latents, expected)
     a, b = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
     assert torch.equal(interp.interpolate(a, b, 1.0, "slerp"), a) and torch.equal(

@@ -329,7 +329,6 @@ def test_tiny_images_work(pipe):
         (torch.rand(1, 5, 4, 4), ValueError, "5 channels"),
         (np.zeros((4, 4, 3), np.uint16), ValueError, "16-bit"),
         (PIL.Image.new("I;16", (4, 4)), ValueError, "16/32-bit"),
-        (PIL.Image.new("CMYK", (4, 4)), ValueError, r"convert\('RGB'\)"),
         (np.zeros((4, 4, 3), np.int64), TypeError, "uint8 or float"),
         (torch.zeros(4, 4, dtype=torch.float32), ValueError, "CxHxW or NxCxHxW"),
         (np.zeros((1, 1, 4, 4, 3), np.uint8), ValueError, "HxW, HxWxC or NxHxWxC"),
@@ -348,8 +347,26 @@ def test_bad_images(pipe, image, error, message):
         pipe(image, num_inference_steps=1)
 
 
+@pytest.mark.parametrize("mode, converted", [("CMYK", "RGB"), ("1", "L")])
+def test_cmyk_and_one_bit_images_are_converted_not_refused(pipe, mode, converted):
+    """Print-workflow CMYK JPEGs and 1-bit scans: upscaled as PIL's RGB / L conversion of them, in that mode."""
+    rng = np.random.default_rng(0)
+    if mode == "1":
+        image = PIL.Image.fromarray(rng.integers(0, 2, (8, 8), dtype=np.uint8) * 255).convert("1")
+    else:
+        image = PIL.Image.fromarray(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), mode="CMYK")
+    def run(image):
+        return pipe(image, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").images
+
+    out, expected = run(image), run(image.convert(converted))
+    assert out.shape == (1, 32, 32, 3 if converted == "RGB" else 1)
+    np.testing.assert_array_equal(out, expected)
+    assert pipe(image, num_inference_steps=1).images[0].mode == converted
+
+
+
 def test_images_too_large_for_the_memory_left_are_refused_before_any_work(pipe, monkeypatch):
-    from srdiff_diffusers.pipelines import pipeline_srdiff
+    from srdiff_diffusers import runtime as pipeline_srdiff  # the memory check lives in `runtime`
 
     lr = torch.rand(2, 3, 16, 12)
     hr_pixels = 2 * 3 * 64 * 48  # two images x three samples, x4
@@ -371,7 +388,7 @@ def test_images_too_large_for_the_memory_left_are_refused_before_any_work(pipe, 
 
 @pytest.mark.skipif(not os.path.isfile("/proc/meminfo"), reason="reads /proc/meminfo (Linux)")
 def test_available_cpu_memory_is_within_the_machine():
-    from srdiff_diffusers.utils.cpu_memory import available_cpu_memory
+    from srdiff_diffusers.runtime import available_cpu_memory
 
     with open("/proc/meminfo") as f:
         fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}

@@ -251,7 +251,7 @@ def test_peak_memory_stays_flat_as_the_image_grows():
 
 @pytest.mark.parametrize("name", ["ddim", "dpmsolver++", "unipc"])
 def test_fast_schedulers_start_at_the_last_training_step_and_run(pipe, name):
-    from srdiff_diffusers.utils import fast_scheduler
+    from srdiff_diffusers import fast_scheduler
 
     # the scheduler itself, rather than its config, gives the same (it used to be taken for a Hub id)
     assert dict(fast_scheduler(pipe.scheduler, name).config) == dict(pipe.fast_scheduler(name).config)

@@ -22,7 +22,9 @@ for _module in ("accelerate", "datasets", "tensorboard"):
 from accelerate.state import AcceleratorState  # noqa: E402
 
 from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, imresize  # noqa: E402
-from srdiff_diffusers.training import SRPatchDataset, load_hr_images, main, parse_args  # noqa: E402
+from srdiff_diffusers.commands.train import parse_args  # noqa: E402
+from srdiff_diffusers.training import SRPatchDataset, load_hr_images  # noqa: E402
+from srdiff_diffusers.training import train as train_stage  # noqa: E402
 from srdiff_diffusers.training.model_card import render_model_card  # noqa: E402
 from srdiff_diffusers.training.trainer import TrainingResult, list_checkpoints, upscale_lr  # noqa: E402
 
@@ -66,7 +68,7 @@ def train(tmp_path, stage, *extra, data=None, output="out"):
         "--cache_dir", str(tmp_path / "cache"), "--logging_steps", "10",
         *(TINY_RRDB if stage == "rrdb" else TINY_UNET), *extra,
     ]  # fmt: skip
-    return main(parse_args(argv))
+    return train_stage(parse_args(argv))
 
 
 @pytest.fixture
@@ -162,6 +164,33 @@ def test_diffusion_target_is_the_rescaled_residual():
     assert torch.allclose(upscale_lr(lr, 4), pipe_up, atol=1e-6)
 
 
+def test_trainer_x0_is_the_exported_pipelines_residual_with_non_default_rescale_and_divisor(
+    tmp_path, encoder_dir, monkeypatch
+):
+    """The trainer's x0 and the saved pipeline's `residual_from_image` are one formula with the run's settings."""
+    import srdiff_diffusers.training.trainer as trainer
+
+    seen = []
+    target = trainer.diffusion_target
+
+    def recording_target(hr, lr, args):
+        seen.append((hr, lr, target(hr, lr, args)))
+        return seen[-1][2]
+
+    monkeypatch.setattr(trainer, "diffusion_target", recording_target)
+    train(tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "1",
+          "--checkpointing_steps", "10", "--residual_rescale", "3.0", "--lr_upscale_divisor", "256")  # fmt: skip
+    hr, lr, x0 = seen[0]
+    pipe = SRDiffPipeline.from_pretrained(tmp_path / "out")
+    assert pipe.config.residual_rescale == 3.0 and pipe.config.lr_upscale_divisor == 256.0
+    hr01, lr01 = (hr + 1) / 2, (lr + 1) / 2
+    assert torch.allclose(x0, pipe.residual_from_image(hr01, lr01), atol=1e-6)
+    # and both are the paper's formula, written out here: clamp((HR - up(LR * 255 / 256)) * 3, -1, 1)
+    expected = ((hr - (imresize(lr01 * 255 / 256, scale=4) * 2 - 1)) * 3).clamp(-1, 1)
+    assert torch.allclose(x0, expected, atol=1e-5)
+    assert not torch.allclose(x0, ((hr - (imresize(lr01, scale=4) * 2 - 1)) * 2).clamp(-1, 1), atol=1e-3)
+
+
 def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
     """Two micro-batches of 2 draw the same samples as one batch of 4; without noise (stage rrdb) the updates match."""
     data = write_images(tmp_path / "hr", 3, size=(40, 40))
@@ -245,7 +274,7 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
     assert any(not torch.equal(four[k], final[k]) for k in final)  # the two differ, so the mean is a real test
     assert all(torch.allclose(averaged[k], (four[k] + final[k]) / 2, atol=1e-7) for k in final)
     from srdiff_diffusers import SRDiffUNet2DModel
-    from srdiff_diffusers.training.export import main as export_main
+    from srdiff_diffusers.commands.export import main as export_main
 
     argv = [*checkpoints, "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "cli")]
     assert export_main(argv) == 0
@@ -559,7 +588,7 @@ def test_the_installed_package_carries_the_model_card_template():
 
 
 def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
-    from srdiff_diffusers.training.model_card import main as model_card_main
+    from srdiff_diffusers.commands.model_card import main as model_card_main
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -619,7 +648,7 @@ def assert_one_error_line(stderr, prog, *words):
 
 def cli_train(tmp_path, capsys, stage, *extra, data=None):
     """`cli_main` on the arguments of [`train`]: (exit status, stderr)."""
-    from srdiff_diffusers.training import cli_main
+    from srdiff_diffusers.commands.train import cli_main
 
     data = data or write_images(tmp_path / "hr", 1)
     argv = [
@@ -644,13 +673,13 @@ def test_training_script_prints_one_error_line_and_exits_2(tmp_path):
 
 
 def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
-    import srdiff_diffusers.training.args as args_module
-    from srdiff_diffusers.training import cli_main
+    import srdiff_diffusers.training as training
+    from srdiff_diffusers.commands.train import cli_main
 
     def bug(args):
         raise RuntimeError("a bug, not a user mistake")
 
-    monkeypatch.setattr(args_module, "main", bug)
+    monkeypatch.setattr(training, "train", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         cli_main(["--stage", "rrdb", "--output_dir", str(tmp_path / "out")])
 
@@ -832,7 +861,7 @@ def test_wrong_size_lr_images_get_a_matching_hint(tmp_path):
 
 
 def test_export_module_runs_without_warning_and_reports_errors_in_one_line(tmp_path, capsys, encoder_dir):
-    from srdiff_diffusers.training.export import main as export_main
+    from srdiff_diffusers.commands.export import main as export_main
 
     prog = "python -m srdiff_diffusers.training.export"
     missing = tmp_path / "run" / "checkpoint-4"
@@ -848,3 +877,31 @@ def test_export_module_runs_without_warning_and_reports_errors_in_one_line(tmp_p
     argv = [str(rrdb_checkpoint), "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]
     assert export_main(argv) == 2
     assert_one_error_line(capsys.readouterr().err, prog, "checkpoint of a `--stage rrdb` run")
+
+
+def test_srdiff_train_export_and_model_card_are_subcommands(tmp_path, capsys, encoder_dir):
+    """`srdiff train` takes the training script's arguments; every command reports a mistake as one line, exit 2."""
+    from srdiff_diffusers.cli import main as srdiff
+
+    data = write_images(tmp_path / "hr", 1)
+    argv = ["train", "--stage", "diffusion", "--pretrained_encoder", str(encoder_dir), "--train_data_dir", str(data),
+            "--output_dir", str(tmp_path / "run"), "--resolution", "32", "--train_batch_size", "2", "--report_to",
+            "none", "--max_train_steps", "2", "--checkpointing_steps", "2", "--cache_dir", str(tmp_path / "cache"),
+            *TINY_UNET]  # fmt: skip
+    assert srdiff(argv) == 0
+    assert SRDiffPipeline.from_pretrained(tmp_path / "run").upscale_factor == 4
+    capsys.readouterr()
+    assert srdiff([*argv, "--resolution", "0"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "srdiff train", "`--resolution` must be at least")
+    checkpoint = str(tmp_path / "run" / "checkpoint-2")
+    export = ["export", checkpoint, "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]
+    assert srdiff(export) == 0 and (tmp_path / "model" / "model_index.json").is_file()
+    assert srdiff(export) == 2
+    assert_one_error_line(capsys.readouterr().err, "srdiff export", "already holds a pipeline")
+    command = "srdiff " + " ".join(shlex.quote(a) for a in argv)
+    card = ["model-card", str(tmp_path / "model"), "--training_command", command, "--run_dir", str(tmp_path / "run"),
+            "--global_step", "2"]  # fmt: skip
+    assert srdiff(card) == 0 and "for 2 optimizer steps" in (tmp_path / "model" / "README.md").read_text()
+    with pytest.raises(SystemExit) as usage_error:  # argparse's own usage error: the same status
+        srdiff([*card[:-1], "x"])
+    assert usage_error.value.code == 2

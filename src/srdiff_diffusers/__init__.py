@@ -6,8 +6,15 @@ from .conversion import convert_original_checkpoint
 from .image_processing import imresize
 from .models import RRDBEncoder, RRDBEncoderOutput, SRDiffUNet2DModel
 from .pretrained import BICUBIC_MODEL_PATH, DEFAULT_MODEL_PATH, SHIPPED_MODELS, resolve_model
-from .pipelines import SRDiffFusionPipeline, SRDiffInterpolationPipeline, SRDiffPipeline, default_scheduler
-from .utils import fast_scheduler, lr_consistency
+from .pipelines import (
+    SRDiffFusionPipeline,
+    SRDiffInterpolationPipeline,
+    SRDiffPipeline,
+    default_scheduler,
+    fast_scheduler,
+    lr_consistency,
+)
+from .runtime import retain_freed_cpu_memory
 
 __all__ = [
     "BICUBIC_MODEL_PATH",
@@ -25,4 +32,5 @@ __all__ = [
     "imresize",
     "lr_consistency",
     "resolve_model",
+    "retain_freed_cpu_memory",
 ]

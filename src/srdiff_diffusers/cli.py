@@ -1,8 +1,9 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The `srdiff` command line: `srdiff upscale`, `srdiff convert`, `srdiff evaluate`.
+"""The `srdiff` command line: `srdiff upscale`, `convert`, `evaluate`, `train`, `export`, `model-card`.
 
-Each sub-command lives in `srdiff_diffusers.commands.<name>` with `register(subparsers)` and `run(args) -> int`,
-and is imported only when used, so `srdiff upscale` does not pay for the evaluation dependencies.
+Each sub-command lives in `srdiff_diffusers.commands.<name>` with `register(parser)` and `run(args) -> int`,
+and is imported only when used, so `srdiff upscale` does not pay for the evaluation or training dependencies. A user
+mistake is one `srdiff COMMAND: error: ...` line and exit status 2 (`commands.run_reporting_user_errors`).
 """
 
 import argparse
@@ -11,14 +12,22 @@ import sys
 from typing import List, Optional
 
 from . import __version__
+from .commands import run_reporting_user_errors
 
 COMMANDS = {
     "upscale": "Super-resolve images with an SRDiff model.",
     "convert": "Convert an original SRDiff checkpoint (LeiaLi/SRDiff) to a diffusers folder.",
     "evaluate": "Compute PSNR/SSIM/LPIPS/LR-PSNR/diversity on a data set and write a report.",
+    "train": "Train SRDiff: `--stage rrdb` (the encoder), then `--stage diffusion` (the noise predictor).",
+    "export": "Export a stage-diffusion checkpoint (or the mean of several) as a pipeline folder.",
+    "model-card": "Write the model card of an exported model.",
     "degrade": "Make LR test images from HR ones (real-world degradations or MATLAB bicubic), reproducibly.",
     "demo": "Serve the web demo (Gradio) to try SRDiff in a browser.",
 }
+
+
+def _module(command: str):
+    return importlib.import_module(f"srdiff_diffusers.commands.{command.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"srdiff-diffusers {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"srdiff_diffusers.commands.{name}")
-        module.register(subparsers.add_parser(name, help=help_text, description=help_text))
+        _module(name).register(subparsers.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
@@ -37,14 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(f"srdiff_diffusers.commands.{args.command}")
-    try:
-        return module.run(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, MemoryError) as error:
-        # User mistakes, the non-finite guard's advice on diverged weights and the pipeline's memory check get one
-        # clear line, not a traceback.
-        print(f"srdiff {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    return run_reporting_user_errors(f"srdiff {args.command}", lambda: _module(args.command).run(args))
 
 
 if __name__ == "__main__":

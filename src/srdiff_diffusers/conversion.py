@@ -21,7 +21,7 @@ from diffusers.utils import logging
 from .models.rrdb_encoder import RRDBEncoder
 from .models.unet_srdiff import SRDiffUNet2DModel
 from .pipelines.pipeline_srdiff import SRDiffPipeline
-from .utils.io import make_staging_dir
+from .io import make_staging_dir
 
 
 logger = logging.get_logger(__name__)

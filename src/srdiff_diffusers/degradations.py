@@ -353,3 +353,13 @@ def degrade(
         image = blur(image, kernel) if kernel is not None else image
     image = (image.clamp(0, 1) * 255).round() / 255
     return image[0] if single else image
+
+
+def degrade_uint8(
+    hr: torch.Tensor, scale: int, rng: np.random.Generator, config: Optional[DegradationConfig] = None
+) -> torch.Tensor:
+    """[`degrade`] of a uint8 `(3, H, W)` image, returning the uint8 LR: what training patches and test sets use."""
+    from .image_processor import SRDiffImageProcessor
+
+    lr01 = degrade(SRDiffImageProcessor.uint8_to_float(hr), scale, rng, config)
+    return SRDiffImageProcessor.to_uint8(lr01)

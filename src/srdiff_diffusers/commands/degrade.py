@@ -10,8 +10,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.image_files import open_image, to_rgb8
-from ..utils.io import save_png
+from ..image_processor import SRDiffImageProcessor
+from ..io import open_image, save_png
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -37,20 +37,20 @@ def image_seed(seed: int, relative_name: str) -> List[int]:
 
 def degrade_image(hr: PIL.Image.Image, scale: int, degradation: str, rng: np.random.Generator, config=None):
     """The LR image (8-bit RGB, HR size // scale) of one HR image; the HR is cropped to a multiple of the scale."""
-    from ..degradations import degrade
+    from ..degradations import degrade_uint8
     from ..image_processing import imresize
 
-    array = np.asarray(to_rgb8(hr), dtype=np.uint8)
+    processor = SRDiffImageProcessor
+    array = processor.to_rgb8_array(hr)
     height, width = array.shape[0] - array.shape[0] % scale, array.shape[1] - array.shape[1] % scale
     if height < scale or width < scale:
         raise ValueError(f"an image of {hr.width}x{hr.height} has no LR pixel at scale {scale}")
-    hr01 = torch.from_numpy(array[:height, :width].copy()).permute(2, 0, 1).float() / 255
+    hr8 = processor.numpy_to_pt(array[None, :height, :width])[0]
     if degradation == "bicubic":
-        lr01 = imresize(hr01[None], scale=1 / scale)[0].clamp(0, 1)
+        lr8 = imresize(hr8, scale=1 / scale)  # uint8 in, uint8 out, as the benchmark sets were made
     else:
-        lr01 = degrade(hr01, scale, rng, config)
-    lr = (lr01 * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return PIL.Image.fromarray(lr)
+        lr8 = degrade_uint8(hr8, scale, rng, config)
+    return processor.numpy_to_pil(processor.pt_to_numpy(lr8[None])[0])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.image_datasets import load_image_dataset
-from ..utils.image_files import open_image
+from ..io import load_image_dataset
+from ..io import open_image
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
@@ -231,15 +231,18 @@ class FigureWriter:
         files = [single] if single.is_file() else sorted(folder.glob(f"{name}_s*.png"))
         if not files:
             return None
-        return [np.asarray(PIL.Image.open(f).convert("RGB")) for f in files]
+        from ..image_processor import SRDiffImageProcessor
+
+        return [SRDiffImageProcessor.to_rgb8_array(PIL.Image.open(f), f) for f in files]
 
     def __call__(self, name: str, hr: np.ndarray, lr: np.ndarray, outputs: dict) -> None:
         from ..evaluation.report import comparison_grid, diversity_figure
-        from ..utils.io import save_png
+        from ..image_processor import SRDiffImageProcessor
+        from ..io import save_png
 
         for method, images in outputs.items():
             for index, image in enumerate(images or []):
-                save_png(PIL.Image.fromarray(image), self.image_path(method, name, index, len(images)))
+                save_png(SRDiffImageProcessor.numpy_to_pil(image), self.image_path(method, name, index, len(images)))
         # Methods that came from the cache were saved by an earlier run.
         outputs = {
             method: images if images is not None else self.load_saved(method, name)

@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from ..utils.cpu_memory import retain_freed_cpu_memory
+from ..runtime import retain_freed_cpu_memory
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -49,7 +49,7 @@ def check_speed_arguments(args: argparse.Namespace, device: str) -> None:
 def resolve_device(args: argparse.Namespace) -> str:
     """
     `--device` (default: cuda when available), checked with the speed options before any slow work; on the CPU, freed
-    memory is kept in the process so that the steps reuse their activations' pages (utils/cpu_memory.py).
+    memory is kept in the process so that the steps reuse their activations' pages (runtime.py).
     """
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

@@ -10,8 +10,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.image_files import SIXTEEN_BIT_MODES, open_image, sixteen_bit_to_unit_float
-from ..utils.io import save_png
+from ..image_processor import SIXTEEN_BIT_MODES, SRDiffImageProcessor
+from ..io import open_image, save_png
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
@@ -24,11 +24,6 @@ SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
 # Sample images bundled with scikit-image (no download): colour, gray and RGBA.
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "logo")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-# Modes the pipeline does not take but that convert without loss of meaning.
-_CONVERT_MODES = {
-    "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "La": "LA", "RGBa": "RGBA",
-    "PA": "RGBA",
-}
 
 RANDOM_WEIGHTS_WARNING = """
 ################################################################################
@@ -126,14 +121,12 @@ def collect_inputs(inputs: List[str]) -> List[Path]:
 
 def read_image(path: Path):
     """
-    Reads an image file for the pipeline: a PIL image in a mode it takes, or, for 16-bit gray files, a float array
-    in [0, 1] (so no precision is lost).
+    Reads an image file for the pipeline: a PIL image (the pipeline converts CMYK, 1-bit and similar modes), or, for
+    16-bit gray files, a float array in [0, 1] (so no precision is lost).
     """
     image = open_image(path)
     if image.mode in SIXTEEN_BIT_MODES:
-        return sixteen_bit_to_unit_float(image, path)
-    if image.mode in _CONVERT_MODES:
-        image = image.convert(_CONVERT_MODES[image.mode])
+        return SRDiffImageProcessor.sixteen_bit_to_unit_float(image, path)
     return image
 
 
@@ -145,12 +138,11 @@ def load_sample(name: str, scale: int) -> Tuple[PIL.Image.Image, PIL.Image.Image
         raise ValueError("--sample needs scikit-image: pip install scikit-image") from None
     from ..image_processing import imresize
 
+    processor = SRDiffImageProcessor
     array = np.asarray(getattr(skimage.data, name)())
-    hr = torch.from_numpy(np.ascontiguousarray(array))
-    hr = hr[None] if hr.ndim == 2 else hr.permute(2, 0, 1)
-    lr = imresize(hr, scale=1 / scale)
-    lr = lr[0].numpy() if lr.shape[0] == 1 else lr.permute(1, 2, 0).numpy()
-    return PIL.Image.fromarray(array), PIL.Image.fromarray(lr)
+    hr = processor.numpy_to_pt(array if array.ndim == 3 else array[:, :, None])
+    lr = processor.pt_to_numpy(imresize(hr, scale=1 / scale))[0]
+    return processor.numpy_to_pil(array), processor.numpy_to_pil(lr)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -223,10 +215,10 @@ def to_pil(result) -> PIL.Image.Image:
     """A pipeline result to a PIL image: PIL passes through, float gray arrays (16-bit inputs) become 16-bit."""
     if isinstance(result, PIL.Image.Image):
         return result
-    array = np.asarray(result)
+    array, processor = np.asarray(result), SRDiffImageProcessor
     if array.ndim == 3 and array.shape[2] == 1:
-        return PIL.Image.fromarray(np.round(array[:, :, 0].clip(0, 1) * 65535).astype(np.uint16))
-    return PIL.Image.fromarray(np.round(array.clip(0, 1) * 255).astype(np.uint8))
+        return processor.numpy_to_pil(processor.numpy_to_uint16(array[:, :, 0]))
+    return processor.numpy_to_pil(processor.numpy_to_uint8(array))
 
 
 def run(args: argparse.Namespace) -> int:

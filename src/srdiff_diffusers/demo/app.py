@@ -20,7 +20,7 @@ import torch
 
 from ..commands.upscale import SCHEDULERS, load_sample
 from ..pretrained import DEFAULT_MODEL_NAME, SHIPPED_MODELS
-from ..utils.io import save_png
+from ..io import save_png
 from .runner import Cancelled, DemoModels
 from .uploads import read_upload
 

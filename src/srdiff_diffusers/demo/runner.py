@@ -20,8 +20,8 @@ import torch
 
 from ..commands.upscale import load_pipeline, set_scheduler, to_pil
 from ..image_processing import imresize
-from ..utils.image_files import to_rgb8
-from ..utils.io import save_png
+from ..image_processor import SRDiffImageProcessor
+from ..io import save_png
 from .uploads import Upload
 
 # The LR side of the calibration runs: as cheap as possible while the per-pixel costs stay those of photos
@@ -227,5 +227,5 @@ def bicubic(image: Union[PIL.Image.Image, np.ndarray], scale: int) -> PIL.Image.
 def display(image: PIL.Image.Image) -> PIL.Image.Image:
     """An image a browser shows as it is: 16-bit gray rounded to 8-bit (browsers and Gradio's previews take 8 bits)."""
     if image.mode in ("I;16", "I"):
-        return to_rgb8(image)
+        return SRDiffImageProcessor.to_rgb8(image)
     return image

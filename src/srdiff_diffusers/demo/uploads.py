@@ -14,7 +14,7 @@ import PIL.Image
 import PIL.ImageOps
 
 from ..commands.upscale import read_image
-from ..utils.image_files import SIXTEEN_BIT_MODES
+from ..image_processor import SIXTEEN_BIT_MODES
 
 # Smaller images carry too little to super-resolve (and 1x1 uploads are nearly always mistakes).
 MIN_SIDE = 8

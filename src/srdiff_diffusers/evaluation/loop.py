@@ -21,8 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..image_processing import imresize
-from ..utils.argument_checks import is_int
-from ..utils.image_files import open_image, to_rgb8
+from ..argument_checks import is_int
+from ..image_processor import SRDiffImageProcessor
+from ..io import open_image
 from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
@@ -53,13 +54,13 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         image = open_image(image)
     if isinstance(image, PIL.Image.Image):
-        return np.asarray(to_rgb8(image, what)).copy()  # the metrics are defined on 8-bit images, as benchmarks
+        return SRDiffImageProcessor.to_rgb8_array(image, what)  # the metrics are defined on 8-bit images, as benchmarks
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{what} must be a file path, a PIL image or a numpy array, got {type(image).__name__}.")
     if image.dtype != np.uint8:
         if not np.issubdtype(image.dtype, np.floating) or image.min() < 0 or image.max() > 1:
             raise ValueError(f"{what}: numpy images must be uint8, or float in [0, 1]; got {image.dtype}.")
-        image = np.round(image * 255).astype(np.uint8)
+        image = SRDiffImageProcessor.numpy_to_uint8(image)
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
@@ -71,12 +72,12 @@ def to_uint8_rgb(image, what: str = "image") -> np.ndarray:
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
     """`HxWxC` uint8 to `(1, C, H, W)` uint8."""
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    return SRDiffImageProcessor.numpy_to_pt(image)
 
 
 def _to_numpy(batch: torch.Tensor) -> List[np.ndarray]:
     """`(N, C, H, W)` uint8 to a list of `HxWxC` uint8 arrays."""
-    return [np.ascontiguousarray(item) for item in batch.permute(0, 2, 3, 1).cpu().numpy()]
+    return [np.ascontiguousarray(item) for item in SRDiffImageProcessor.pt_to_numpy(batch)]
 
 
 def _check_scale(scale) -> None:
@@ -206,9 +207,10 @@ def super_resolve(
         raise ValueError(f"The {method!r} method needs a model (`pipe`).")
     if method == "rrdb":
         encoder = pipe.encoder
-        lr_input = _to_tensor(lr).to(pipe._execution_device, encoder.dtype) / 127.5 - 1.0
-        sample = encoder(lr_input).sample.float()
-        return _to_numpy(((sample + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8))
+        processor = SRDiffImageProcessor
+        lr01 = processor.uint8_to_float(_to_tensor(lr).to(pipe._execution_device), encoder.dtype)
+        sample = encoder(processor.normalize(lr01)).sample.float()
+        return _to_numpy(processor.to_uint8(processor.denormalize(sample)))
     if method in SRDIFF_METHODS:
         images = pipe(
             lr,
@@ -217,7 +219,7 @@ def super_resolve(
             generator=generator,
             output_type="np",
         ).images
-        images = [np.round(image * 255).astype(np.uint8) for image in images]
+        images = [SRDiffImageProcessor.numpy_to_uint8(image) for image in images]
         return [mean_image(images)] if method == "srdiff_mean" else images
     raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..image_processing import imresize
+from ..image_processor import SRDiffImageProcessor
 
 
 CONVENTIONS = ("paper", "y")
@@ -69,7 +70,7 @@ def _numpy_to_batch(image: np.ndarray, what: str) -> torch.Tensor:
         image = image[:, :, None]
     if image.ndim != 3:
         raise ValueError(f"{what} must be HxW or HxWxC, got shape {image.shape}.")
-    return torch.from_numpy(np.array(image, dtype=np.float64)).permute(2, 0, 1)[None]
+    return SRDiffImageProcessor.numpy_to_pt(image.astype(np.float64))
 
 
 def _torch_to_nchw(image: torch.Tensor, what: str) -> torch.Tensor:

@@ -11,6 +11,8 @@ from typing import Optional, Union
 
 import torch
 
+from ..image_processor import SRDiffImageProcessor
+
 
 UNAVAILABLE_PREFIX = "LPIPS unavailable: "
 
@@ -100,6 +102,7 @@ class LPIPSScorer:
         if prediction.shape != reference.shape:
             raise ValueError(f"Shapes differ: {tuple(prediction.shape)} vs {tuple(reference.shape)}.")
         # lpips takes RGB in [-1, 1].
-        to_input = lambda image: (image.to(self.device, torch.float32) / 127.5 - 1.0)  # noqa: E731
+        processor = SRDiffImageProcessor
+        to_input = lambda image: processor.normalize(processor.uint8_to_float(image.to(self.device)))  # noqa: E731
         distance = self._model(to_input(prediction), to_input(reference))
         return distance.flatten().double().cpu()

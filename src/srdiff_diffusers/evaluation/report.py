@@ -21,7 +21,10 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 
-from ..utils.io import atomic_write
+from ..image_processor import SRDiffImageProcessor
+from ..io import atomic_write
+
+to_pil = SRDiffImageProcessor.numpy_to_pil
 from .loop import METRICS
 
 
@@ -212,14 +215,14 @@ def comparison_grid(
         tile (`int`, *optional*, defaults to 256): Tile size in pixels.
     """
     height, width = hr.shape[:2]
-    columns = [("LR (nearest)", PIL.Image.fromarray(lr).resize((width, height), PIL.Image.Resampling.NEAREST))]
+    columns = [("LR (nearest)", to_pil(lr).resize((width, height), PIL.Image.Resampling.NEAREST))]
     for method in ("bicubic", "rrdb", "srdiff", "srdiff_mean"):
         images = outputs.get(method) or []
         shown = images[:max_samples] if method == "srdiff" else images[:1]
         for index, image in enumerate(shown):
             label = METHOD_LABELS[method] + (f" #{index + 1}" if method == "srdiff" and len(shown) > 1 else "")
-            columns.append((label, PIL.Image.fromarray(image)))
-    columns.append(("HR", PIL.Image.fromarray(hr)))
+            columns.append((label, to_pil(image)))
+    columns.append(("HR", to_pil(hr)))
 
     crop = max(4, min(height, width) // 4)
     top, left = _detail_crop(hr, crop)
@@ -252,9 +255,9 @@ def diversity_figure(samples: Sequence[np.ndarray], *, max_samples: int = 4, til
     peak = float(std_map.max())
     gray = np.zeros_like(std_map) if peak == 0 else std_map / peak * 255
     columns = [
-        (f"Sample #{index + 1}", [_fit(PIL.Image.fromarray(image), tile)])
+        (f"Sample #{index + 1}", [_fit(to_pil(image), tile)])
         for index, image in enumerate(samples[:max_samples])
     ]
-    std_image = PIL.Image.fromarray(np.round(gray).astype(np.uint8)).convert("RGB")
+    std_image = to_pil(np.round(gray).astype(np.uint8)).convert("RGB")
     columns.append((f"std (max {peak:.1f}, mean {float(stack.std(axis=0).mean()):.2f})", [_fit(std_image, tile)]))
     return _labelled_grid(columns, tile)

@@ -19,6 +19,7 @@ import numpy as np
 from srdiff_diffusers.evaluation.loop import to_uint8_rgb
 from srdiff_diffusers.evaluation.metrics import lr_psnr, psnr, ssim
 from srdiff_diffusers.evaluation.perceptual import LPIPSScorer
+from srdiff_diffusers.image_processor import SRDiffImageProcessor
 
 
 _DESCRIPTION = """
@@ -89,7 +90,7 @@ class SRMetrics(evaluate.Metric):
 
             scorer = LPIPSScorer()
             if scorer.available:
-                to_batch = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None]  # noqa: E731
+                to_batch = SRDiffImageProcessor.numpy_to_pt
                 output["lpips"] = float(np.mean([float(scorer(to_batch(p), to_batch(r))[0]) for p, r in pairs]))
             else:
                 output["lpips"] = scorer.unavailable_text

@@ -13,7 +13,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
-from ..utils.argument_checks import is_int
+from ..argument_checks import is_int
 from .readable_weights import ReadableWeightsMixin
 from .strict_loading import StrictLoadingMixin
 

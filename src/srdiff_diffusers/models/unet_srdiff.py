@@ -11,7 +11,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
-from ..utils.argument_checks import is_int, is_real
+from ..argument_checks import is_int, is_real
 from .activations import mish, mish_
 from .padding import reflection_pad1
 from .readable_weights import ReadableWeightsMixin
@@ -59,7 +59,7 @@ class SRDiffResnetBlock2D(nn.Module):
             return hidden_states + residual
         # Without autograd, every intermediate below is a fresh convolution output that nothing else holds, so the
         # activations and additions can overwrite it (no new full-resolution tensor each time), and Mish can take
-        # its one-exponential form (`mish_`, 3.3x faster on the CPU, as accurate as `F.mish`).
+        # its one-exponential form (`mish_`, faster on the CPU and as accurate as `F.mish`; docs/performance.md).
         hidden_states = mish_(self.conv1(hidden_states)).add_(time_bias)
         return mish_(self.conv2(hidden_states)).add_(residual)
 
@@ -213,6 +213,52 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
             encoder_hidden_states = encoder_hidden_states.contiguous(memory_format=torch.channels_last)
         return self.condition_projection(encoder_hidden_states)
 
+    def check_inputs(self, sample, timestep, encoder_hidden_states, projected_condition) -> None:
+        """The checks of `forward`'s arguments whose failure torch would report unclearly, or not at all."""
+        if not torch.is_tensor(sample) or sample.ndim != 4 or sample.shape[1] != self.config.in_channels:
+            shape = tuple(sample.shape) if torch.is_tensor(sample) else type(sample).__name__
+            raise ValueError(f"`sample` must be a (batch, {self.config.in_channels}, H, W) tensor, got {shape}.")
+        batch = sample.shape[0]
+        if projected_condition is None:
+            if encoder_hidden_states is None:
+                raise ValueError("Pass `encoder_hidden_states` (from `RRDBEncoder.encode`) or `projected_condition`.")
+            channels = self.config.condition_channels
+            if encoder_hidden_states.ndim != 4 or encoder_hidden_states.shape[1] != channels:
+                raise ValueError(
+                    f"`encoder_hidden_states` must be (batch, {channels}, H / {self.config.upscale_factor}, "
+                    f"W / {self.config.upscale_factor}) from `RRDBEncoder.encode`, got "
+                    f"{tuple(encoder_hidden_states.shape)}."
+                )
+            scale = self.config.upscale_factor
+            batch_size, _, height, width = encoder_hidden_states.shape
+            # the projection's shape, without running it: (batch, base, s * H, s * W) for an even scale s
+            projected_shape = (batch_size, self.config.block_out_channels[0], height * scale, width * scale)
+        else:
+            projected_shape = tuple(projected_condition.shape)
+        multiple, minimum = self.sample_size_multiple, self.min_sample_size
+        if sample.shape[-2] % multiple or sample.shape[-1] % multiple or min(sample.shape[-2:]) < minimum:
+            raise ValueError(
+                f"`sample` height and width must be multiples of {multiple} and at least {minimum} (the lowest "
+                f"level reflection-pads 2 pixels), got {tuple(sample.shape[-2:])}; pad the image first "
+                "(SRDiffPipeline does this for you)."
+            )
+        expected = (self.config.block_out_channels[0],) + tuple(sample.shape[-2:])
+        if len(projected_shape) != 4 or tuple(projected_shape[1:]) != expected:
+            raise ValueError(
+                f"The projected condition is {projected_shape} but `sample` needs (batch, "
+                f"*{expected}): the encoder features must be {self.config.upscale_factor}x smaller than the sample."
+            )
+        if projected_shape[0] not in (1, batch):
+            raise ValueError(
+                f"The condition has batch {projected_shape[0]} and `sample` {batch}: give 1 or {batch}."
+            )
+        if not (torch.is_tensor(timestep) or is_real(timestep)):
+            raise TypeError(f"`timestep` must be a number or a tensor, got {type(timestep).__name__}.")
+        if torch.is_tensor(timestep) and (timestep.ndim > 1 or timestep.numel() not in (1, batch)):
+            raise ValueError(
+                f"`timestep` must be one number or one per sample ({batch}), got shape {tuple(timestep.shape)}."
+            )
+
     def forward(
         self,
         sample: torch.Tensor,
@@ -235,44 +281,9 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         Returns:
             [`UNet2DOutput`] or `tuple`: the predicted noise.
         """
-        if not torch.is_tensor(sample) or sample.ndim != 4 or sample.shape[1] != self.config.in_channels:
-            shape = tuple(sample.shape) if torch.is_tensor(sample) else type(sample).__name__
-            raise ValueError(f"`sample` must be a (batch, {self.config.in_channels}, H, W) tensor, got {shape}.")
-        batch = sample.shape[0]
+        self.check_inputs(sample, timestep, encoder_hidden_states, projected_condition)
         if projected_condition is None:
-            if encoder_hidden_states is None:
-                raise ValueError("Pass `encoder_hidden_states` (from `RRDBEncoder.encode`) or `projected_condition`.")
-            channels = self.config.condition_channels
-            if encoder_hidden_states.ndim != 4 or encoder_hidden_states.shape[1] != channels:
-                raise ValueError(
-                    f"`encoder_hidden_states` must be (batch, {channels}, H / {self.config.upscale_factor}, "
-                    f"W / {self.config.upscale_factor}) from `RRDBEncoder.encode`, got "
-                    f"{tuple(encoder_hidden_states.shape)}."
-                )
             projected_condition = self.project_condition(encoder_hidden_states)
-        multiple, minimum = self.sample_size_multiple, self.min_sample_size
-        if sample.shape[-2] % multiple or sample.shape[-1] % multiple or min(sample.shape[-2:]) < minimum:
-            raise ValueError(
-                f"`sample` height and width must be multiples of {multiple} and at least {minimum} (the lowest "
-                f"level reflection-pads 2 pixels), got {tuple(sample.shape[-2:])}; pad the image first "
-                "(SRDiffPipeline does this for you)."
-            )
-        expected = (self.config.block_out_channels[0],) + tuple(sample.shape[-2:])
-        if projected_condition.ndim != 4 or tuple(projected_condition.shape[1:]) != expected:
-            raise ValueError(
-                f"The projected condition is {tuple(projected_condition.shape)} but `sample` needs (batch, "
-                f"*{expected}): the encoder features must be {self.config.upscale_factor}x smaller than the sample."
-            )
-        if projected_condition.shape[0] not in (1, batch):
-            raise ValueError(
-                f"The condition has batch {projected_condition.shape[0]} and `sample` {batch}: give 1 or {batch}."
-            )
-        if not (torch.is_tensor(timestep) or is_real(timestep)):
-            raise TypeError(f"`timestep` must be a number or a tensor, got {type(timestep).__name__}.")
-        if torch.is_tensor(timestep) and (timestep.ndim > 1 or timestep.numel() not in (1, batch)):
-            raise ValueError(
-                f"`timestep` must be one number or one per sample ({batch}), got shape {tuple(timestep.shape)}."
-            )
 
         # 1. time
         timesteps = timestep
@@ -284,8 +295,8 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         temb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
 
         # 2. contracting path, adding the condition after the first step's residual blocks. On the CPU the network
-        # runs channels_last whatever its input's layout: oneDNN's NHWC convolutions are 1.1-1.5x faster there
-        # (benchmarks/compare_original.py), with the same values to ~1e-7; the output keeps the input's layout.
+        # runs channels_last whatever its input's layout, where oneDNN's convolutions are faster (docs/performance.md)
+        # with the same values to ~1e-7; the output keeps the input's layout.
         input_is_channels_last = sample.is_contiguous(memory_format=torch.channels_last)
         hidden_states = sample
         if sample.device.type == "cpu":

@@ -1,4 +1,14 @@
+from .lr_consistency import lr_consistency
 from .pipeline_srdiff import SRDiffPipeline, default_scheduler
 from .pipeline_srdiff_manipulation import SRDiffFusionPipeline, SRDiffInterpolationPipeline
+from .schedulers import FAST_SCHEDULER_NAMES, fast_scheduler
 
-__all__ = ["SRDiffFusionPipeline", "SRDiffInterpolationPipeline", "SRDiffPipeline", "default_scheduler"]
+__all__ = [
+    "FAST_SCHEDULER_NAMES",
+    "SRDiffFusionPipeline",
+    "SRDiffInterpolationPipeline",
+    "SRDiffPipeline",
+    "default_scheduler",
+    "fast_scheduler",
+    "lr_consistency",
+]

@@ -14,66 +14,13 @@ import torch
 from diffusers import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..image_processing import PreparedImage, imresize, prepare_images, tensor_to_pil, to_output_channels
-from ..utils.argument_checks import is_real
-from .pipeline_srdiff import SRDiffPipeline, check_generator
+from ..image_processing import imresize
+from ..image_processor import PreparedImage
+from ..argument_checks import check_generator, is_real
+from .pipeline_srdiff import SRDiffPipeline
 from .tiling import DEFAULT_TILE_OVERLAP
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
-
-
-def _one_image(image: ImageInput, what: str) -> PreparedImage:
-    prepared = prepare_images(image)
-    if len(prepared) != 1:
-        raise ValueError(f"`{what}` must be a single image, got {len(prepared)}.")
-    return prepared[0]
-
-
-def _one_rgb(image: ImageInput, what: str) -> torch.Tensor:
-    return _one_image(image, what).rgb
-
-
-def _prepare_mask(mask, height: int, width: int) -> torch.Tensor:
-    """A mask as `(1, 1, H, W)` float in [0, 1]: PIL (any mode, converted to L), bool/uint8/float numpy or torch."""
-    if isinstance(mask, PIL.Image.Image):
-        mask = np.asarray(mask.convert("L"))
-    if isinstance(mask, np.ndarray):
-        mask = torch.from_numpy(mask.copy())
-    if not torch.is_tensor(mask):
-        raise TypeError(f"`mask` must be a PIL image, a numpy array or a torch tensor, got {type(mask).__name__}.")
-    if mask.dtype == torch.bool:
-        mask = mask.float()
-    elif mask.dtype == torch.uint8:
-        mask = mask.float() / 255
-    mask = mask.float()
-    while mask.ndim > 2 and mask.shape[0] == 1:
-        mask = mask[0]
-    if mask.ndim != 2:
-        raise ValueError(f"`mask` must be one channel, HxW (or 1xHxW, 1x1xHxW), got shape {tuple(mask.shape)}.")
-    if tuple(mask.shape) != (height, width):
-        raise ValueError(f"`mask` is {tuple(mask.shape)} (HxW) but the HR images are {(height, width)}.")
-    if not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
-        raise ValueError("`mask` values must be in [0, 1] (or bool, or uint8 0..255); 1 takes the source image.")
-    return mask[None, None]
-
-
-def _output(images01: torch.Tensor, output_type: str, return_dict: bool, like: Optional[PreparedImage] = None):
-    """
-    [0, 1] images to the requested type, without a round trip through [-1, 1] (so copied pixels stay exact); RGB
-    ones in the channels and mode of `like` (gray, its alpha, its palette), as the main pipeline returns its input's.
-    """
-    if like is not None:
-        images01 = to_output_channels(images01, like, scale=1)  # `like` is HR already: its alpha is kept as is
-    if output_type == "pil":
-        like = like or PreparedImage(images01[:1], kind="pil")
-        images = [tensor_to_pil(image, like) for image in images01]
-    elif output_type == "np":
-        images = images01.permute(0, 2, 3, 1).cpu().numpy()
-    elif output_type == "pt":
-        images = images01.cpu()
-    else:
-        raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
-    return ImagePipelineOutput(images=images) if return_dict else (images,)
 
 
 def _is_unit_number(value) -> bool:
@@ -81,7 +28,30 @@ def _is_unit_number(value) -> bool:
     return is_real(value) and 0 <= value <= 1
 
 
-class SRDiffFusionPipeline(SRDiffPipeline):
+class _ManipulationMixin:
+    """What both manipulation pipelines add to [`SRDiffPipeline`]: single-image inputs and [0, 1] outputs."""
+
+    def _one_image(self, image: ImageInput, what: str) -> PreparedImage:
+        prepared = self.image_processor.preprocess(image)
+        if len(prepared) != 1:
+            raise ValueError(f"`{what}` must be a single image, got {len(prepared)}.")
+        return prepared[0]
+
+    def _output(
+        self, images01: torch.Tensor, output_type: str, return_dict: bool, like: Optional[PreparedImage] = None
+    ):
+        """
+        [0, 1] images to the requested type, without a round trip through [-1, 1] (so copied pixels stay exact); RGB
+        ones in the channels and mode of `like` (gray, its alpha, its palette), as the main pipeline returns its
+        input's (`like` is HR already: its alpha is kept as is).
+        """
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        images = self.image_processor.postprocess(images01, output_type, like, scale=1, do_denormalize=False)
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+
+class SRDiffFusionPipeline(_ManipulationMixin, SRDiffPipeline):
     r"""
     Content fusion (Algorithm 3 of the paper, with a mask instead of a fixed eye box): the masked region of a source HR
     image is pasted into a target HR image, the result is refined by SRDiff from t-bar = `strength` * T conditioned on
@@ -136,16 +106,16 @@ class SRDiffFusionPipeline(SRDiffPipeline):
                 f"`strength` must be in [0, 1) for content fusion (0 returns the naive paste; 1 would start from pure "
                 f"noise and ignore it), got {strength!r}."
             )
-        target_item = _one_image(target_image, "target_image")
+        target_item = self._one_image(target_image, "target_image")
         target = target_item.rgb
-        source = _one_rgb(source_image, "source_image")
+        source = self._one_image(source_image, "source_image").rgb
         if source.shape != target.shape:
             raise ValueError(
                 f"`source_image` is {tuple(source.shape[-2:])} but `target_image` is {tuple(target.shape[-2:])}; "
                 "crop or resize them to one size first."
             )
         height, width = target.shape[-2:]
-        region = _prepare_mask(mask, height, width)
+        region = self.image_processor.preprocess_mask(mask, height, width)
         scale = self.upscale_factor
         if image is None:
             if height % scale or width % scale:
@@ -155,7 +125,7 @@ class SRDiffFusionPipeline(SRDiffPipeline):
                 )
             low_res = imresize(target, scale=1 / scale).clamp(0, 1)
         else:
-            low_res = _one_rgb(image, "image")
+            low_res = self._one_image(image, "image").rgb
             if (low_res.shape[-2] * scale, low_res.shape[-1] * scale) != (height, width):
                 raise ValueError(
                     f"`image` (the target's LR image) is {tuple(low_res.shape[-2:])} (HxW), so x{scale} it is "
@@ -184,10 +154,10 @@ class SRDiffFusionPipeline(SRDiffPipeline):
         )
         # ... line 13: only the masked region of the refined image goes into the target.
         result = target + region * (refined - target)
-        return _output(result, output_type, return_dict, like=target_item)
+        return self._output(result, output_type, return_dict, like=target_item)
 
 
-class SRDiffInterpolationPipeline(SRDiffPipeline):
+class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
     r"""
     Latent space interpolation (Algorithm 4 of the paper): two latents at t-bar = `strength` * T are mixed,
     `lambda * latents_a + (1 - lambda) * latents_b`, and denoised from t-bar under one LR image. `lambda` = 1 gives
@@ -227,14 +197,14 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
                 without it the latents are standard normal noise (Algorithm 4, line 3).
         """
         self._check_scheduler()
-        low_res = _one_rgb(image, "image").to(self._execution_device)
+        low_res = self._one_image(image, "image").rgb.to(self._execution_device)
         shape = self._start_shape(low_res, 1)
         if hr_image is None:
             return randn_tensor(shape, generator=generator, device=low_res.device, dtype=torch.float32)
-        hr = _one_rgb(hr_image, "hr_image")
-        self._check_manipulation_inputs(prepare_images(image), 1, None, hr, strength, 0)
-        timesteps = self._timesteps(num_inference_steps, strength, low_res.device)
-        return self._start_latents(shape, timesteps, strength, generator, low_res, hr, None)
+        hr = self._one_image(hr_image, "hr_image")
+        self.check_inputs(self.image_processor.preprocess(image), num_inference_steps, strength, [hr], tile_overlap=0)
+        timesteps = self.get_timesteps(num_inference_steps, strength, low_res.device)
+        return super().prepare_latents(shape, timesteps, strength, generator, low_res, hr.rgb, None)
 
     @staticmethod
     def interpolate(latents_a: torch.Tensor, latents_b: torch.Tensor, weight: float, method: str = "linear"):
@@ -334,4 +304,4 @@ class SRDiffInterpolationPipeline(SRDiffPipeline):
         images = torch.cat(outputs)
         if output_type == "raw":
             return ImagePipelineOutput(images=images) if return_dict else (images,)
-        return _output(images, output_type, return_dict)
+        return self._output(images, output_type, return_dict)

@@ -1,11 +1,23 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Training of SRDiff with accelerate: RRDB pre-training (stage `rrdb`) and the noise predictor (stage `diffusion`)."""
+"""Training of SRDiff with accelerate: RRDB pre-training (stage `rrdb`) and the noise predictor (stage `diffusion`).
 
-from .args import cli_main, parse_args
+Functions only; their command lines are `srdiff train`, `srdiff export` and `srdiff model-card`
+(`srdiff_diffusers.commands`)."""
+
 from .data import SRPatchDataset, load_hr_images
-from .trainer import TrainingResult, main
+from .model_card import render_model_card, write_model_card
+from .trainer import TrainingResult, read_loss_log, train
 
-__all__ = ["SRPatchDataset", "TrainingResult", "cli_main", "export_pipeline", "load_hr_images", "main", "parse_args"]
+__all__ = [
+    "SRPatchDataset",
+    "TrainingResult",
+    "export_pipeline",
+    "load_hr_images",
+    "read_loss_log",
+    "render_model_card",
+    "train",
+    "write_model_card",
+]
 
 
 def __getattr__(name):

@@ -1,10 +1,10 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""`python -m srdiff_diffusers.training ...` (or `accelerate launch -m srdiff_diffusers.training ...`): the same as
-`examples/train_srdiff.py`, for an installed package without the examples folder."""
+"""`python -m srdiff_diffusers.training ...` (or `accelerate launch -m srdiff_diffusers.training ...`): `srdiff train`,
+for `accelerate launch`, which runs a module or a script rather than a console command."""
 
 import sys
 
-from .args import cli_main
+from ..commands.train import cli_main
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ import PIL.Image
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..degradations import DegradationConfig, degrade
+from ..degradations import DegradationConfig, degrade_uint8
 from ..image_processing import imresize
-from ..utils.image_datasets import load_image_dataset
-from ..utils.image_files import to_rgb8
+from ..io import load_image_dataset
+from ..image_processor import SRDiffImageProcessor
 
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def load_hr_images(
     Args:
         train_data_dir (`str`, *optional*): A folder of HR images (sub-folders are searched too).
         dataset_name (`str`, *optional*): A dataset name or path, instead: anything `datasets.load_dataset` opens,
-            or a folder written by `save_to_disk` (see [`~utils.image_datasets.load_image_dataset`]).
+            or a folder written by `save_to_disk` (see [`~io.load_image_dataset`]).
         dataset_config_name (`str`, *optional*): Its configuration.
         image_column (`str`, *optional*, defaults to `"image"`): The column holding the images.
         cache_dir (`str`, *optional*): `datasets` cache folder.
@@ -144,8 +144,12 @@ def attach_lr_images(records: List[ImageRecord], lr_data_dir: str) -> List[Image
 
 def _to_rgb_uint8(image: PIL.Image.Image, what: str = "image") -> torch.Tensor:
     """(3, H, W) uint8; 16-bit images are rounded to 8 bits (`convert("RGB")` would turn them white)."""
-    array = np.asarray(to_rgb8(image, what), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return SRDiffImageProcessor.numpy_to_pt(SRDiffImageProcessor.to_rgb8_array(image, what))[0].contiguous()
+
+
+def _model_range(image: torch.Tensor) -> torch.Tensor:
+    """uint8 to float32 in [-1, 1], the models' range."""
+    return SRDiffImageProcessor.normalize(SRDiffImageProcessor.uint8_to_float(image))
 
 
 def face_preset(hr: torch.Tensor) -> torch.Tensor:
@@ -368,12 +372,12 @@ class SRPatchDataset(Dataset):
         if self.degradation is not None:
             if self.augment:
                 (hr,) = augment((hr,), rng)
-            lr01 = degrade(hr.float() / 255, s, np.random.default_rng([self.seed, k, 3]), self.degradation)
-            return {"hr": hr.float() / 127.5 - 1, "lr": lr01 * 2 - 1}
+            lr = degrade_uint8(hr, s, np.random.default_rng([self.seed, k, 3]), self.degradation)
+            return {"hr": _model_range(hr), "lr": _model_range(lr)}
         lr = lr[:, top : top + lr_size, left : left + lr_size]
         if self.augment:
             hr, lr = augment((hr, lr), rng)
-        return {"hr": hr.float() / 127.5 - 1, "lr": lr.float() / 127.5 - 1}
+        return {"hr": _model_range(hr), "lr": _model_range(lr)}
 
 
 class StepSampler(Sampler):

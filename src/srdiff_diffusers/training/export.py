@@ -1,19 +1,17 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """
 Turns a stage-`diffusion` checkpoint into a complete `SRDiffPipeline` folder, so that a run can be stopped at any
-time and its newest checkpoint used:
+time and its newest checkpoint used (`srdiff export`, or `python -m srdiff_diffusers.training.export`):
 
-    python -m srdiff_diffusers.training.export runs/srdiff/checkpoint-4000 --pretrained_encoder runs/rrdb \
-        --output_dir models/srdiff-x4
+    srdiff export runs/srdiff/checkpoint-4000 --pretrained_encoder runs/rrdb --output_dir models/srdiff-x4
 
 Given several checkpoints of one run, it saves the mean of their weights (checkpoint averaging): for a run trained
 without `--use_ema`, the average of the last few checkpoints smooths the step-to-step fluctuation of the weights
 in the same way as an EMA.
 """
 
-import argparse
 import os
-from typing import List, Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 from diffusers.configuration_utils import FrozenDict
@@ -21,7 +19,6 @@ from safetensors.torch import load_file
 
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from .args import run_reporting_user_errors
 from .trainer import EMA_SUBFOLDER, STAGE_SUBFOLDERS, load_encoder
 
 
@@ -63,6 +60,8 @@ def export_pipeline(
     output_dir: str,
     use_ema: bool = True,
     overwrite: bool = False,
+    residual_rescale: float = 2.0,
+    lr_upscale_divisor: float = 255.0,
 ) -> SRDiffPipeline:
     r"""
     Builds and saves the pipeline of a stage-`diffusion` checkpoint, or of the mean of several checkpoints' weights.
@@ -74,6 +73,8 @@ def export_pipeline(
         output_dir (`str`): Where the pipeline goes (`save_pretrained`).
         use_ema (`bool`, *optional*, defaults to `True`): Use the EMA weights when the checkpoint has them.
         overwrite (`bool`, *optional*, defaults to `False`): Allow replacing a pipeline already in `output_dir`.
+        residual_rescale (`float`, *optional*, defaults to 2.0): The run's `--residual_rescale`.
+        lr_upscale_divisor (`float`, *optional*, defaults to 255.0): The run's `--lr_upscale_divisor`.
 
     Returns:
         [`SRDiffPipeline`]: the saved pipeline.
@@ -110,31 +111,18 @@ def export_pipeline(
     encoder = load_encoder(pretrained_encoder)
     for model in (unet, encoder):
         _forget_source(model)
-    pipeline = SRDiffPipeline(unet=unet, encoder=encoder, scheduler=default_scheduler())
+    pipeline = SRDiffPipeline(
+        unet=unet,
+        encoder=encoder,
+        scheduler=default_scheduler(),
+        residual_rescale=residual_rescale,
+        lr_upscale_divisor=lr_upscale_divisor,
+    )
     pipeline.save_pretrained(output_dir)
     return pipeline
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """The command line; a wrong checkpoint, encoder or output folder is one `error:` line and exit status 2."""
-    parser = argparse.ArgumentParser(
-        prog="python -m srdiff_diffusers.training.export",
-        description="Export a stage-diffusion checkpoint as an SRDiffPipeline folder.",
-    )
-    parser.add_argument(
-        "checkpoint", nargs="+", help="A checkpoint-N folder of a `--stage diffusion` run; several: their mean."
-    )
-    parser.add_argument("--pretrained_encoder", required=True, help="The run's --pretrained_encoder folder.")
-    parser.add_argument("--output_dir", required=True, help="Where the pipeline goes.")
-    parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
-    args = parser.parse_args(argv)
-    def export():
-        export_pipeline(args.checkpoint, args.pretrained_encoder, args.output_dir, not args.no_ema, args.overwrite)
-        print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
+if __name__ == "__main__":  # the former entry point, now `srdiff export`
+    from ..commands.export import main
 
-    return run_reporting_user_errors(parser.prog, export)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,15 +1,13 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """The model card of a trained model, rendered from the `model_card.md` template, and the Hub upload."""
 
-import argparse
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..utils.io import atomic_write
-from .args import run_reporting_user_errors
+from ..io import atomic_write
 
 # The template lives at the repository root; an installed package without it falls back to the copy next to this file.
 _TEMPLATE_CANDIDATES = (
@@ -112,68 +110,7 @@ def push_to_hub(args) -> None:
     )
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """
-    Writes the card of a model exported from a checkpoint (`srdiff_diffusers.training.export`), which the training
-    script never finished: the training command, the run's loss log up to the exported step, and an evaluation.
+if __name__ == "__main__":  # the former entry point, now `srdiff model-card`
+    from ..commands.model_card import main
 
-        python -m srdiff_diffusers.training.model_card MODEL_DIR --run_dir runs/srdiff --global_step 4000 \
-            --training_command "python examples/train_srdiff.py --stage diffusion ..." \
-            --evaluation reports/set14/results.md
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m srdiff_diffusers.training.model_card",
-        description="Write the model card of an exported SRDiff model.",
-    )
-    parser.add_argument("model_dir", help="The exported pipeline folder; README.md is written there.")
-    parser.add_argument("--training_command", required=True, help="The `python examples/train_srdiff.py ...` line.")
-    parser.add_argument("--run_dir", required=True, help="The run's --output_dir (for its loss log).")
-    parser.add_argument("--global_step", type=int, required=True, help="The step of the exported checkpoint.")
-    parser.add_argument("--evaluation", help="A markdown file for the evaluation section (e.g. results.md).")
-    options = parser.parse_args(argv)
-    return run_reporting_user_errors(parser.prog, lambda: print(f"Wrote {_card_of_export(options)}"))
-
-
-def _card_of_export(options) -> Path:
-    import json
-    import shlex
-
-    from .args import build_parser
-    from .trainer import LOSS_LOG, TrainingResult
-
-    words = shlex.split(options.training_command)
-    # `python examples/train_srdiff.py ...`, `python -m srdiff_diffusers.training ...` or `accelerate launch ...`
-    starts = [i + 1 for i, word in enumerate(words) if word.endswith("train_srdiff.py")]
-    starts += [i + 1 for i, word in enumerate(words) if word == "srdiff_diffusers.training"]
-    if not starts:
-        raise ValueError(
-            "`--training_command` must be the command that trained the model: `python examples/train_srdiff.py ...` "
-            "or `python -m srdiff_diffusers.training ...`."
-        )
-    training_parser = build_parser(prog="--training_command")
-
-    def refuse(message):  # a mistake in the quoted command is this command's error, not the training script's
-        raise ValueError(f"`--training_command` does not parse as training arguments: {message}.")
-
-    training_parser.error = refuse
-    args = training_parser.parse_args(words[starts[0]:])
-    if not os.path.isdir(options.model_dir):  # a mistyped folder would be created with only the card in it
-        raise ValueError(f"{options.model_dir!r} is not an exported model folder (make it with training.export).")
-    losses = {}
-    log = os.path.join(options.run_dir, LOSS_LOG)
-    with open(log, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                record = json.loads(line)
-                step, loss = record["step"], record["loss"]
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{log}, line {number}, is not a loss record: {line.strip()[:80]!r}.") from None
-            if step <= options.global_step:
-                losses[step] = loss
-    result = TrainingResult(losses=losses, global_step=options.global_step)
-    evaluation = Path(options.evaluation).read_text(encoding="utf-8") if options.evaluation else None
-    return write_model_card(args, result, output_dir=options.model_dir, evaluation=evaluation)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

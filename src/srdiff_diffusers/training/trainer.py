@@ -23,14 +23,16 @@ from diffusers.utils.torch_utils import is_compiled_module
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..image_processing import imresize
+from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
-from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from ..utils.cpu_memory import retain_freed_cpu_memory
-from ..utils.io import atomic_write
+from ..pipelines.srdiff_formulas import SRDiffFormulas
+from ..pipelines.pipeline_srdiff import default_scheduler
+from ..runtime import retain_freed_cpu_memory
+from ..io import atomic_write
 from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, attach_lr_images, degradation_config, load_hr_images
+from .model_card import push_to_hub, write_model_card
 
 
 logger = get_logger(__name__)
@@ -45,7 +47,7 @@ LOSS_LOG = "loss_log.jsonl"
 
 @dataclass
 class TrainingResult:
-    """What [`main`] returns: the loss of every optimizer step, the validation metrics, where the model went."""
+    """What [`train`] returns: the loss of every optimizer step, the validation metrics, where the model went."""
 
     losses: Dict[int, float] = field(default_factory=dict)
     validation: Dict[int, Dict[str, float]] = field(default_factory=dict)
@@ -102,6 +104,10 @@ def check_args(args) -> None:
             raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
+    for name in ("residual_rescale", "lr_upscale_divisor"):
+        value = getattr(args, name)
+        if not 0 < value < math.inf:
+            raise ValueError(f"`--{name}` must be a positive number, got {value}.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
     degradation_config(args)  # a bad JSON file is reported now, not after the data is loaded
@@ -301,6 +307,22 @@ def truncate_loss_log(path: str, last_step: int) -> None:
         atomic_write(path, "".join(kept))
 
 
+def read_loss_log(run_dir: str, last_step: int) -> Dict[int, float]:
+    """The losses of a run's steps up to `last_step`, from its loss log (`LOSS_LOG` in its `--output_dir`)."""
+    losses = {}
+    log = os.path.join(run_dir, LOSS_LOG)
+    with open(log, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+                step, loss = record["step"], record["loss"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{log}, line {number}, is not a loss record: {line.strip()[:80]!r}.") from None
+            if step <= last_step:
+                losses[step] = loss
+    return losses
+
+
 def config_differences(saved, built) -> str:
     """The architecture settings (config keys without a leading `_`) in which two model configs differ, as text."""
 
@@ -321,14 +343,22 @@ def step_generator(seed: int, micro_batch: int, process_index: int) -> torch.Gen
     return torch.Generator().manual_seed(int(state))
 
 
-def upscale_lr(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """up(LR): MATLAB-bicubic upscaling of LR in [-1, 1] (from exact uint8 / 255 values), returned in [-1, 1]."""
-    return imresize((lr + 1) / 2, scale=scale) * 2 - 1
+def upscale_lr(lr: torch.Tensor, scale: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
+    """up(LR) of a training batch's LR in [-1, 1], returned in [-1, 1] (`SRDiffFormulas.upscale_lr`)."""
+    formulas = SRDiffFormulas(scale, lr_upscale_divisor=lr_upscale_divisor)
+    return formulas.upscale_lr(SRDiffImageProcessor.denormalize(lr))
 
 
-def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, scale, generator, residual_rescale=2.0) -> torch.Tensor:
+def diffusion_target(hr: torch.Tensor, lr: torch.Tensor, args) -> torch.Tensor:
+    """x0 of a training batch (HR and LR in [-1, 1]) with the run's rescale and divisor, as the pipeline samples it."""
+    hr01, lr01 = SRDiffImageProcessor.denormalize(hr), SRDiffImageProcessor.denormalize(lr)
+    formulas = SRDiffFormulas(args.upscale_factor, args.residual_rescale, args.lr_upscale_divisor)
+    return formulas.residual_from_image(hr01, lr01)
+
+
+def diffusion_loss(unet, encoder, noise_scheduler, hr, lr, generator, args) -> torch.Tensor:
     """Algorithm 1: L1 between the predicted and the true noise of the diffused, rescaled HR residual."""
-    x0 = ((hr - upscale_lr(lr, scale)) * residual_rescale).clamp(-1, 1)
+    x0 = diffusion_target(hr, lr, args)
     with torch.no_grad():
         condition = encoder.encode(lr)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
@@ -347,10 +377,10 @@ def rrdb_loss(encoder, hr, lr) -> torch.Tensor:
     return F.l1_loss(sample.float(), hr.float())
 
 
-def main(args) -> TrainingResult:
+def train(args) -> TrainingResult:
     r"""
-    Trains one SRDiff stage as described by `args` (see [`parse_args`]) and returns the losses and validation
-    metrics. Run it under `accelerate launch` for several processes.
+    Trains one SRDiff stage as described by `args` (`srdiff_diffusers.commands.train.parse_args`) and returns the
+    losses and validation metrics. Run it under `accelerate launch` for several processes.
     """
     check_args(args)
     check_output_dir(args)
@@ -366,7 +396,7 @@ def main(args) -> TrainingResult:
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     if accelerator.device.type == "cpu":
-        retain_freed_cpu_memory()  # every step frees and re-allocates the same activations (utils/cpu_memory.py)
+        retain_freed_cpu_memory()  # every step frees and re-allocates the same activations (runtime.py)
     file_handler = None
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
@@ -541,7 +571,7 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
                     loss = rrdb_loss(model, hr, lr)
                 else:
                     generator = step_generator(args.seed, micro_batch, accelerator.process_index)
-                    loss = diffusion_loss(model, encoder, noise_scheduler, hr, lr, scale, generator)
+                    loss = diffusion_loss(model, encoder, noise_scheduler, hr, lr, generator, args)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -605,21 +635,16 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
 
 def save_final(args, trained, encoder, result: TrainingResult) -> None:
     """`save_pretrained` of the encoder (stage rrdb) or of the full pipeline (stage diffusion), plus the model card."""
-    from .model_card import write_model_card
-
     if args.stage == "rrdb":
         trained.save_pretrained(args.output_dir)
     else:
-        pipeline = SRDiffPipeline(unet=trained, encoder=encoder, scheduler=default_scheduler())
-        pipeline.save_pretrained(args.output_dir)
+        validation_lib.pipeline_of_run(args, trained, encoder).save_pretrained(args.output_dir)
     try:
         write_model_card(args, result)
     except FileNotFoundError as error:  # an install without the template must not lose hours of training
         logger.warning(f"No model card written: {error}")
     logger.info(f"Saved the final model to {args.output_dir}")
     if args.push_to_hub:
-        from .model_card import push_to_hub
-
         push_to_hub(args)
 
 

@@ -12,11 +12,13 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..degradations import DegradationConfig, degrade
+from ..degradations import DegradationConfig, degrade_uint8
 from ..evaluation.metrics import lr_psnr_torch, psnr_torch  # the paper's convention: RGB, whole image, peak 255
 from ..evaluation.report import comparison_grid
 from ..image_processing import imresize
-from ..utils.io import save_png
+from ..image_processor import SRDiffImageProcessor
+from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from ..io import save_png
 from .data import ImageRecord, _to_rgb_uint8, degradation_config, load_hr_images, make_lr
 
 
@@ -24,6 +26,17 @@ logger = logging.getLogger(__name__)
 
 # Where each validation step's comparison image goes, under `--output_dir`.
 VALIDATION_SUBFOLDER = "validation"
+
+
+def pipeline_of_run(args, unet, encoder) -> SRDiffPipeline:
+    """The pipeline of a stage-diffusion run: the paper's scheduler, and the run's residual rescale and divisor."""
+    return SRDiffPipeline(
+        unet=unet,
+        encoder=encoder,
+        scheduler=default_scheduler(),
+        residual_rescale=args.residual_rescale,
+        lr_upscale_divisor=args.lr_upscale_divisor,
+    )
 
 
 def split_validation(records: List[ImageRecord], args) -> Tuple[List[ImageRecord], List[ImageRecord]]:
@@ -103,17 +116,13 @@ def _validation_pair(
         hr = hr[:, top : top + crop, left : left + crop]
     hr, lr = make_lr(hr, scale)
     if degradation is not None:
-        lr = _to_uint8(degrade(hr.float() / 255, scale, np.random.default_rng([seed, 4]), degradation))
+        lr = degrade_uint8(hr, scale, np.random.default_rng([seed, 4]), degradation)
     return hr[None], lr[None]
-
-
-def _to_uint8(image01: torch.Tensor) -> torch.Tensor:
-    return (image01.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _hwc(image: torch.Tensor) -> np.ndarray:
     """A uint8 (1, 3, H, W) tensor as the `HxWx3` array the report figures take."""
-    return np.ascontiguousarray(image[0].permute(1, 2, 0).numpy())
+    return np.ascontiguousarray(SRDiffImageProcessor.pt_to_numpy(image)[0])
 
 
 def _stack(grids: List[PIL.Image.Image]) -> PIL.Image.Image:
@@ -134,9 +143,7 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
     LR (nearest) | bicubic | model | HR of every validation image, with a zoomed detail, to
     `--output_dir/validation/step-{step}.png`, which needs no tracker. Main process only.
     """
-    from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-
-    scale = args.upscale_factor
+    scale, processor = args.upscale_factor, SRDiffImageProcessor
     degradation = degradation_config(args)
     if ema is not None:
         ema.store(trained.parameters())
@@ -145,23 +152,23 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
     trained.eval()
     try:
         if args.stage == "diffusion":
-            pipeline = SRDiffPipeline(unet=trained, encoder=encoder, scheduler=default_scheduler())
+            pipeline = pipeline_of_run(args, trained, encoder)
             pipeline.set_progress_bar_config(disable=True)
         scores = {"psnr": [], "lr_psnr": [], "bicubic_psnr": [], "bicubic_lr_psnr": []}
         images, grids = [], []
         method = "rrdb" if args.stage == "rrdb" else "srdiff"
         for index, record in enumerate(records):
             hr, lr = _validation_pair(record, scale, args.validation_crop, degradation, args.seed + index)
-            lr01 = lr.float().to(accelerator.device) / 255
-            bicubic = _to_uint8(imresize(lr01, scale=scale)).cpu()
+            lr01 = processor.uint8_to_float(lr.to(accelerator.device))
+            bicubic = processor.to_uint8(imresize(lr01, scale=scale)).cpu()
             if args.stage == "rrdb":
-                sr01 = (trained(lr01 * 2 - 1, return_dict=False)[0] + 1) / 2
+                sr01 = processor.denormalize(trained(processor.normalize(lr01), return_dict=False)[0])
             else:
                 generator = torch.Generator(device="cpu").manual_seed(args.seed + index)
                 sr01 = pipeline(
                     lr01, num_inference_steps=args.validation_inference_steps, generator=generator, output_type="pt"
                 ).images
-            sr = _to_uint8(sr01.float()).cpu()
+            sr = processor.to_uint8(sr01.float()).cpu()
             scores["psnr"].append(float(psnr_torch(sr, hr)[0]))
             scores["lr_psnr"].append(float(lr_psnr_torch(sr, lr, scale)[0]))
             scores["bicubic_psnr"].append(float(psnr_torch(bicubic, hr)[0]))

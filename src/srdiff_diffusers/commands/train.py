@@ -1,15 +1,11 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Command-line arguments of `examples/train_srdiff.py`, and its command line ([`cli_main`])."""
+"""`srdiff train` (both stages): the command-line arguments of `examples/train_srdiff.py` and
+`python -m srdiff_diffusers.training`, and their command line ([`cli_main`])."""
 
 import argparse
-import sys
-from typing import Any, Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from .trainer import main
-
-# What the training code raises on purpose for a wrong argument, folder or file (and what the file system raises):
-# one line for the user. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError)
+from . import command_line
 
 
 def _int_tuple(text: str) -> Tuple[int, ...]:
@@ -22,13 +18,21 @@ def _int_tuple(text: str) -> Tuple[int, ...]:
     return values
 
 
+DESCRIPTION = (
+    "Train SRDiff (Li et al., 2021): `--stage rrdb` pre-trains the RRDB encoder's SR head with L1, then `--stage "
+    "diffusion` trains the conditional noise predictor with the encoder frozen."
+)
+
+
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Train SRDiff (Li et al., 2021): `--stage rrdb` pre-trains the RRDB encoder's SR head with L1, "
-        "then `--stage diffusion` trains the conditional noise predictor with the encoder frozen.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    register(parser)
+    return parser
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Adds the training arguments to `parser` (`srdiff train` and the training script share them)."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # the help shows every default
     g = parser.add_argument_group("stage and models")
     g.add_argument("--stage", choices=("rrdb", "diffusion"), required=True, help="Which of the two stages to train.")
     g.add_argument(
@@ -50,6 +54,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         "--unet_block_out_channels", type=_int_tuple, default=(64, 128, 192, 256),
         help="U-Net widths, comma-separated (paper: 64,128,192,256).",
     )
+    g.add_argument("--residual_rescale", type=float, default=2.0,
+                   help="The diffused signal is (HR - up(LR)) * this (paper: 2); saved in the pipeline's config.")
+    g.add_argument("--lr_upscale_divisor", type=float, default=255.0,
+                   help="up(LR) from uint8 / this (255 exact; the authors' data code used 256); saved likewise.")
 
     g = parser.add_argument_group("data")
     g.add_argument("--train_data_dir", type=str, default=None, help="A folder of HR images (loaded as `imagefolder`).")
@@ -128,26 +136,18 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     g.add_argument("--push_to_hub", action="store_true", help="Upload the final model and card with huggingface_hub.")
     g.add_argument("--hub_model_id", type=str, default=None, help="Repository id, e.g. `user/srdiff-x4`.")
     g.add_argument("--hub_token", type=str, default=None, help="Token; default: the cached login.")
-    return parser
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parses `argv` (default: `sys.argv[1:]`) into the namespace that [`main`] takes."""
+    """Parses `argv` (default: `sys.argv[1:]`) into the namespace that [`train`] takes."""
     return build_parser().parse_args(argv)
 
 
-def run_reporting_user_errors(prog: str, call: Callable[[], Any]) -> int:
-    """
-    Runs `call()` for a command line: a mistake in the arguments or the data (`USER_ERRORS`) becomes one line
-    `PROG: error: MESSAGE` on stderr and exit status 2, as argparse's own errors, instead of a traceback; other errors
-    keep their traceback. Returns 0 once `call` returns.
-    """
-    try:
-        call()
-    except USER_ERRORS as error:
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    """`srdiff train`: one stage, as described by `args`."""
+    from ..training import train
+
+    train(args)
     return 0
 
 
@@ -166,6 +166,4 @@ def cli_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> in
     Returns:
         `int`: the exit status, 0 after a complete run.
     """
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    return run_reporting_user_errors(parser.prog, lambda: main(args))
+    return command_line(register, run, argv, prog, DESCRIPTION)

@@ -1,7 +1,10 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Few-step schedulers configured for SRDiff's short (T = 100) schedule."""
+"""Few-step schedulers configured for SRDiff's short (T = 100) schedule, and the checks of a scheduler swapped in."""
 
 from collections.abc import Mapping
+from typing import Optional
+
+import torch
 
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -45,3 +48,45 @@ def fast_scheduler(config, name: str = "dpmsolver++", **kwargs) -> SchedulerMixi
     scheduler_class, settings = _FAST_SCHEDULERS[name]
     settings = {"timestep_spacing": "trailing", "prediction_type": "epsilon", **settings, **kwargs}
     return scheduler_class.from_config(config, **settings)
+
+
+def check_prediction_type(scheduler) -> None:
+    prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
+    if prediction_type != "epsilon":
+        raise ValueError(
+            f"SRDiff predicts noise, but the scheduler is set to prediction_type={prediction_type!r}; create it "
+            "with `Scheduler.from_config(pipe.scheduler.config)` or set prediction_type='epsilon'."
+        )
+
+
+def noise_schedule(scheduler) -> Optional[torch.Tensor]:
+    """The scheduler's cumulative alphas in float64 (what its noise levels derive from), or None if it has none."""
+    alphas_cumprod = getattr(scheduler, "alphas_cumprod", None)
+    return None if alphas_cumprod is None else torch.as_tensor(alphas_cumprod).detach().cpu().double()
+
+
+def check_scheduler(scheduler, trained: Optional[torch.Tensor]) -> None:
+    """
+    Checks a pipeline's scheduler before it is used: it can be swapped at any time (`pipe.scheduler = ...`), and one
+    of another noise schedule (`trained`: the model's, from [`noise_schedule`]) or prediction type runs without
+    complaint and gives poor images.
+    """
+    if not isinstance(scheduler, SchedulerMixin):
+        raise TypeError(
+            f"`pipe.scheduler` must be a diffusers scheduler instance, got {type(scheduler).__name__}; make one "
+            "from this pipeline's config: `pipe.fast_scheduler('ddim')` or `DDIMScheduler.from_config(...)`."
+        )
+    check_prediction_type(scheduler)
+    schedule = noise_schedule(scheduler)
+    if schedule is None:
+        raise ValueError(
+            f"{type(scheduler).__name__} has no DDPM noise schedule (`alphas_cumprod`), which SRDiff's noise "
+            "predictor was trained on; use DDPM, DDIM, DPM-Solver++, UniPC, Euler or a similar scheduler."
+        )
+    if trained is not None and (schedule.shape != trained.shape or (schedule - trained).abs().max() > 1e-6):
+        raise ValueError(
+            f"The scheduler ({type(scheduler).__name__}) has another noise schedule ({len(schedule)} training "
+            f"steps, beta_schedule {scheduler.config.get('beta_schedule')!r}) than the one this model came with "
+            f"({len(trained)} steps); make schedulers from the pipeline's own config, e.g. "
+            "`pipe.fast_scheduler('dpmsolver++')` or `EulerDiscreteScheduler.from_config(pipe.scheduler.config)`."
+        )

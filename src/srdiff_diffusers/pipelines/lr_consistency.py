@@ -5,7 +5,7 @@
 import torch
 
 from ..image_processing import imresize
-from .argument_checks import is_int
+from ..argument_checks import is_int
 
 
 def lr_consistency(image: torch.Tensor, low_res: torch.Tensor, scale: int, iterations: int = 1) -> torch.Tensor:

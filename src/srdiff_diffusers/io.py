@@ -1,14 +1,21 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Atomic file writes: an interrupted run never leaves half a file where a result (or a user's file) was."""
+"""
+Files in and out: image files read with errors that say which file is wrong and why, `datasets` data sets opened
+by name or path, and atomic writes (an interrupted run never leaves half a file where a result, or a user's file,
+was).
+"""
 
 import io
 import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import PIL.Image
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def _create_beside(target: Path, kind: str, create: Callable[[Path], object]):
@@ -61,3 +68,46 @@ def save_png(image: PIL.Image.Image, path: Union[str, os.PathLike]) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
+
+
+def open_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
+    """
+    Opens and fully decodes an image file, so that a truncated file fails here and not halfway through a run.
+
+    Raises:
+        `FileNotFoundError`: the file does not exist.
+        `ValueError`: it is not an image, is corrupt or truncated, or is larger than PIL's decompression-bomb limit.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist or is not a file.")
+    try:
+        with PIL.Image.open(path) as image:
+            image.load()
+    except PIL.Image.DecompressionBombError as error:
+        raise ValueError(
+            f"cannot read {path}: {error} Its upscaled result would not fit in memory either; crop or downscale it "
+            "first, or, for a trusted file in your own script, raise `PIL.Image.MAX_IMAGE_PIXELS`."
+        ) from None
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot read {path}: not an image file, or a corrupt one ({error})") from None
+    return image
+
+
+def load_image_dataset(
+    name: str, split: str, config_name: Optional[str] = None, cache_dir: Optional[str] = None
+) -> "datasets.Dataset":
+    """
+    One split of a data set: a Hub id, a local data folder or file (`datasets.load_dataset`), or a folder written by
+    `Dataset.save_to_disk` / `DatasetDict.save_to_disk` (`datasets.load_from_disk`, which `load_dataset` refuses
+    with advice a command-line user cannot follow).
+    """
+    import datasets
+
+    if os.path.isfile(os.path.join(name, "dataset_dict.json")):
+        saved = datasets.load_from_disk(name)
+        if split not in saved:
+            raise ValueError(f"{name} has no split {split!r}; it has {sorted(saved)}.")
+        return saved[split]
+    if os.path.isfile(os.path.join(name, "state.json")) and os.path.isfile(os.path.join(name, "dataset_info.json")):
+        return datasets.load_from_disk(name)  # a single saved split
+    return datasets.load_dataset(name, config_name, split=split, cache_dir=cache_dir)

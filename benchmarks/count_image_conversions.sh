@@ -1,0 +1,2 @@
+# Places converting image types or value ranges: one line counted once per match of any pattern.
+grep -rnE --include=*.py '/ ?255|\* ?255|/ ?127\.5|\* ?2 - 1|\+ ?1\) ?/ ?2|Image\.fromarray|np\.asarray\(|np\.array\(|\.permute\(0, ?2, ?3, ?1\)|\.permute\(0, ?3, ?1, ?2\)|\.permute\(1, ?2, ?0\)|\.permute\(2, ?0, ?1\)|torch\.from_numpy|\.convert\("(RGB|L|RGBA)"\)|to\(torch\.uint8\)|astype\(np\.uint8\)' src/ | grep -v '^\s*#' 

@@ -1,0 +1,43 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""`srdiff export CHECKPOINT... --pretrained_encoder ENCODER --output_dir MODEL`: a stage-diffusion checkpoint (or the
+mean of several) as an `SRDiffPipeline` folder."""
+
+import argparse
+from typing import List, Optional
+
+from . import command_line
+
+DESCRIPTION = "Export a stage-diffusion checkpoint as an SRDiffPipeline folder."
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "checkpoint", nargs="+", help="A checkpoint-N folder of a `--stage diffusion` run; several: their mean."
+    )
+    parser.add_argument("--pretrained_encoder", required=True, help="The run's --pretrained_encoder folder.")
+    parser.add_argument("--output_dir", required=True, help="Where the pipeline goes.")
+    parser.add_argument("--no_ema", action="store_true", help="Use the raw weights even if EMA weights exist.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
+    parser.add_argument("--residual_rescale", type=float, default=2.0, help="The run's --residual_rescale.")
+    parser.add_argument("--lr_upscale_divisor", type=float, default=255.0, help="The run's --lr_upscale_divisor.")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import export_pipeline
+
+    export_pipeline(
+        args.checkpoint,
+        args.pretrained_encoder,
+        args.output_dir,
+        use_ema=not args.no_ema,
+        overwrite=args.overwrite,
+        residual_rescale=args.residual_rescale,
+        lr_upscale_divisor=args.lr_upscale_divisor,
+    )
+    print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None, prog: str = "python -m srdiff_diffusers.training.export") -> int:
+    """The former `python -m srdiff_diffusers.training.export` command line; the same as `srdiff export`."""
+    return command_line(register, run, argv, prog, DESCRIPTION)
