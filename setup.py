@@ -33,7 +33,7 @@ setup(
     # The shipped default model (safetensors + configs, about 16 MB).
     # The model card template: a link to the repository's model_card.md, copied into wheels.
     package_data={
-        "srdiff_diffusers": ["pretrained/*/*.json", "pretrained/*/*.md", "pretrained/*/*/*", "training/model_card.md"]
+        "srdiff_diffusers": ["pretrained/*/*.json", "pretrained/*/*.md", "pretrained/*/*/*", "model_card.md"]
     },
     python_requires=">=3.9",
     install_requires=install_requires,

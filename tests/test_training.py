@@ -581,9 +581,9 @@ def test_model_card_of_each_stage_and_preset_says_what_the_folder_is(tmp_path):
 
 
 def test_the_installed_package_carries_the_model_card_template():
-    import srdiff_diffusers.training.model_card as model_card
+    import srdiff_diffusers.hub as hub
 
-    packaged = Path(model_card.__file__).parent / "model_card.md"  # what a wheel install finds (see setup.py)
+    packaged = Path(hub.__file__).parent / "model_card.md"  # what a wheel install finds (see setup.py)
     assert packaged.read_text() == (REPO_ROOT / "model_card.md").read_text()
 
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The `srdiff` command line: `srdiff upscale`, `convert`, `evaluate`, `train`, `export`, `model-card`.
+"""The `srdiff` command line: `srdiff upscale`, `convert`, `evaluate`, `train`, `export`, `model-card`, `push`.
 
 Each sub-command lives in `srdiff_diffusers.commands.<name>` with `register(parser)` and `run(args) -> int`,
 and is imported only when used, so `srdiff upscale` does not pay for the evaluation or training dependencies. A user
@@ -23,6 +23,7 @@ COMMANDS = {
     "model-card": "Write the model card of an exported model.",
     "degrade": "Make LR test images from HR ones (real-world degradations or MATLAB bicubic), reproducibly.",
     "demo": "Serve the web demo (Gradio) to try SRDiff in a browser.",
+    "push": "Upload a saved SRDiff pipeline folder to the Hugging Face Hub, with pipeline.py and the model card.",
 }
 
 

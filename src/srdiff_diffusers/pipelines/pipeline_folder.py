@@ -1,10 +1,13 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The check of a local folder before `SRDiffPipeline.from_pretrained` loads it, with errors that name what is wrong."""
+"""The check of a local folder before `SRDiffPipeline.from_pretrained` loads it (or `srdiff push` uploads it), with
+errors that name what is wrong."""
 
 import json
 import os
 from pathlib import Path
 from typing import Optional, Union
+
+from ..hub import pipeline_class_name
 
 
 def check_pipeline_folder(folder: Union[str, os.PathLike], variant: Optional[str] = None) -> None:
@@ -24,8 +27,9 @@ def check_pipeline_folder(folder: Union[str, os.PathLike], variant: Optional[str
         index = json.loads(index_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{index_file} is not valid JSON ({error}); re-save or re-download the model.") from None
-    class_name = index.get("_class_name", "") if isinstance(index, dict) else ""
-    if "SRDiff" not in class_name:
+    # `"SRDiffPipeline"` (earlier releases) or `["pipeline", "SRDiffPipeline"]` (a Hub-native folder)
+    class_name = pipeline_class_name(index.get("_class_name")) if isinstance(index, dict) else None
+    if class_name is None or not class_name.startswith("SRDiff"):
         raise ValueError(f"{folder} holds a {class_name or 'model of unknown type'}, not an SRDiff pipeline.")
     for name in ("unet", "encoder", "scheduler"):
         part = folder / name

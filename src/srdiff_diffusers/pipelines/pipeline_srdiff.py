@@ -4,6 +4,7 @@
 import inspect
 import math
 import os
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -15,6 +16,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
+from .. import hub
 from ..argument_checks import check_count, check_generator, is_int, is_real
 from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
@@ -65,9 +67,9 @@ class SRDiffPipeline(DiffusionPipeline):
     by an RRDB encoder, the residual between the HR image and the MATLAB-bicubic upscaled LR image is denoised from
     Gaussian noise by a conditional U-Net, then added back.
 
-    This model inherits from [`DiffusionPipeline`]. Load it with `SRDiffPipeline.from_pretrained(...)`: diffusers
-    resolves third-party pipeline classes only through `custom_pipeline`, so `DiffusionPipeline.from_pretrained`
-    does not find this one.
+    This model inherits from [`DiffusionPipeline`]. Load it with `SRDiffPipeline.from_pretrained(...)`, or with
+    `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` through the `pipeline.py` that `save_pretrained`
+    writes beside `model_index.json` (docs/hub.md).
 
     On the CPU, call [`~runtime.retain_freed_cpu_memory`] once per process (the `srdiff` commands do): glibc then
     reuses freed activations instead of page-faulting fresh memory at every step (see docs/performance.md).
@@ -118,6 +120,73 @@ class SRDiffPipeline(DiffusionPipeline):
         if isinstance(path, (str, os.PathLike)) and os.path.isdir(path):
             check_pipeline_folder(path, kwargs.get("variant"))
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file):
+        # Loading with this class asks for this class: `["pipeline", name]` would make diffusers run the folder's
+        # pipeline.py, which needs `trust_remote_code=True` (and for a subclass, would return another class).
+        config = super()._dict_from_json_file(json_file)
+        if isinstance(config, dict) and isinstance(config.get("_class_name"), (list, tuple)):
+            config["_class_name"] = hub.pipeline_class_name(config["_class_name"]) or config["_class_name"]
+        return config
+
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+        r"""
+        diffusers' `save_pretrained`, then what makes the folder Hub-native (`hub.make_hub_native`): `pipeline.py`
+        and `_class_name` as `["pipeline", class]` for `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`,
+        and the SRDiff model card as README.md unless the folder has a card already (a training run's is richer).
+        With `push_to_hub=True` (and `repo_id`, `private`, `token`, `commit_message`, `create_pr`, `subfolder`), the
+        folder is then uploaded with that card, not diffusers' generic one.
+        """
+        upload = {k: kwargs.pop(k) for k in ("repo_id", "private", "token", "commit_message", "create_pr", "subfolder")
+                  if k in kwargs}  # fmt: skip
+        repo_id = None
+        if push_to_hub:  # first, as diffusers does: the card names the repository's full id
+            name = upload.pop("repo_id", None) or os.path.basename(os.path.normpath(save_directory))
+            repo_id = hub.create_repo(name, private=upload.pop("private", None), token=upload.get("token"))
+        super().save_pretrained(save_directory, *args, **kwargs)
+        hub.make_hub_native(save_directory, hub.pipeline_card(save_directory, hub_model_id=repo_id))
+        if push_to_hub:
+            return hub.upload_folder(
+                save_directory,
+                repo_id,
+                token=upload.get("token"),
+                commit_message=upload.get("commit_message"),
+                create_pr=upload.get("create_pr", False),
+                path_in_repo=upload.get("subfolder"),
+            )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: Optional[str] = None,
+        private: Optional[bool] = None,
+        token: Optional[str] = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        subfolder: Optional[str] = None,
+    ) -> str:
+        r"""
+        Uploads the pipeline to the Hub repository `repo_id` (created if needed), as diffusers' `push_to_hub` does,
+        but with the SRDiff model card (metadata, usage with both loading ways, `pip install` line) as README.md
+        instead of diffusers' generic template, and the `pipeline.py` that lets plain diffusers load it. A card
+        already in the repository is replaced: to upload a training run's card, `srdiff push` its folder.
+        Returns the commit's URL.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            return self.save_pretrained(
+                folder,
+                safe_serialization=safe_serialization,
+                variant=variant,
+                push_to_hub=True,
+                repo_id=repo_id,
+                private=private,
+                token=token,
+                commit_message=commit_message,
+                create_pr=create_pr,
+                subfolder=subfolder,
+            )
 
     @staticmethod
     def _check_components(unet, encoder, scheduler) -> None:

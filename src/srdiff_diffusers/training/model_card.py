@@ -1,26 +1,15 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The model card of a trained model, rendered from the `model_card.md` template, and the Hub upload."""
+"""The model card of a trained model (the `model_card.md` template, rendered by `hub.render_model_card` with the
+training run's fields), and the Hub upload of the run's output folder."""
 
 import os
 from pathlib import Path
 from typing import Optional
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 
+from .. import hub
 from ..io import atomic_write
-
-# The template lives at the repository root; an installed package without it falls back to the copy next to this file.
-_TEMPLATE_CANDIDATES = (
-    Path(__file__).resolve().parents[3] / "model_card.md",
-    Path(__file__).resolve().parent / "model_card.md",
-)
-
-
-def template_path() -> Path:
-    for path in _TEMPLATE_CANDIDATES:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"The model card template is missing; looked at {[str(p) for p in _TEMPLATE_CANDIDATES]}.")
 
 
 def _dataset_name(args) -> str:
@@ -47,14 +36,6 @@ def render_model_card(
     elif evaluation is not None and not isinstance(evaluation, str):
         raise TypeError(f"`evaluation` must be markdown text or a file path, got {type(evaluation).__name__}.")
     dataset = _dataset_name(args)
-    card_data = ModelCardData(
-        license="apache-2.0",
-        library_name="diffusers",
-        tags=["super-resolution", "diffusion", "srdiff", "image-to-image", "diffusers"],
-        datasets=[dataset],
-        metrics=["psnr", "ssim", "lr-psnr"],
-        pipeline_tag="image-to-image",
-    )
     arguments = {
         k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
         for k, v in sorted(vars(args).items())
@@ -70,21 +51,20 @@ def render_model_card(
         step = max(result.validation)
         validation = {"step": step, **result.validation[step]}
     losses = sorted(result.losses.items())
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(template or template_path()),
+    return hub.render_model_card(
+        args.upscale_factor,
+        template=template,
         stage=args.stage,
+        hub_model_id=args.hub_model_id,
+        dataset=dataset,
+        evaluation=evaluation,
         preset=getattr(args, "preset", "none"),
         degradation=getattr(args, "degradation", "bicubic"),
-        dataset=dataset,
-        upscale_factor=args.upscale_factor,
         arguments=arguments,
         command=command,
         global_step=result.global_step,
         final_loss=None if not losses else sum(v for _, v in losses[-50:]) / len(losses[-50:]),
         validation=validation,
-        evaluation=evaluation,
-        hub_model_id=args.hub_model_id,
     )
 
 
@@ -96,17 +76,20 @@ def write_model_card(args, result, output_dir: Optional[str] = None, evaluation:
     return path
 
 
-def push_to_hub(args) -> None:
-    """Uploads `--output_dir` (without checkpoints and logs) to `--hub_model_id`. Needs network access and a token."""
-    from huggingface_hub import create_repo, upload_folder
-
-    repo_id = create_repo(args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
-    upload_folder(
-        repo_id=repo_id,
-        folder_path=args.output_dir,
-        commit_message="Upload SRDiff model trained with examples/train_srdiff.py",
-        ignore_patterns=["checkpoint-*", ".tmp-checkpoint-*", "logs/*", "*.log", "*.jsonl"],
+def push_to_hub(args) -> str:
+    """
+    Uploads `--output_dir` (without checkpoints and logs) to `--hub_model_id` in one commit; returns its URL. A
+    pipeline folder gets `pipeline.py` and its `model_index.json` as `save_pretrained` writes them, the card is the
+    one `write_model_card` wrote. Needs network access and a token (`--hub_token` or the cached login).
+    """
+    repo_id = hub.create_repo(args.hub_model_id, token=args.hub_token)
+    is_pipeline = os.path.isfile(os.path.join(args.output_dir, "model_index.json"))  # stage rrdb: an encoder only
+    return hub.upload_folder(
+        args.output_dir,
+        repo_id,
+        extra_files=hub.hub_files(args.output_dir) if is_pipeline else None,
         token=args.hub_token,
+        commit_message="Upload SRDiff model trained with examples/train_srdiff.py",
     )
 
 
