@@ -277,7 +277,7 @@ def test_training_push_to_hub_uploads_the_model_without_checkpoints(tmp_path, mo
     pytest.importorskip("accelerate")
     pytest.importorskip("datasets")
     from accelerate.state import AcceleratorState
-    from test_training import encoder_dir as _unused, train, write_images  # noqa: F401
+    from test_training import train, write_images
     from srdiff_diffusers import RRDBEncoder
 
     hub = FakeHub(monkeypatch)
