@@ -905,3 +905,21 @@ def test_srdiff_train_export_and_model_card_are_subcommands(tmp_path, capsys, en
     with pytest.raises(SystemExit) as usage_error:  # argparse's own usage error: the same status
         srdiff([*card[:-1], "x"])
     assert usage_error.value.code == 2
+
+
+def test_pretrained_unet_warm_starts_the_noise_predictor(tmp_path, encoder_dir):
+    from conftest import tiny_components
+
+    unet, encoder = tiny_components()
+    warm = tmp_path / "warm"
+    SRDiffPipeline(unet=unet, encoder=RRDBEncoder.from_pretrained(encoder_dir)).save_pretrained(warm)
+    # learning rate 0: the saved U-Net is exactly the warm start
+    train(tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--pretrained_unet", str(warm),
+          "--max_train_steps", "1", "--learning_rate", "0")  # fmt: skip
+    trained = SRDiffPipeline.from_pretrained(tmp_path / "out").unet.state_dict()
+    for name, value in unet.state_dict().items():
+        assert torch.equal(trained[name], value), name
+    AcceleratorState._reset_state(reset_partial_state=True)
+    with pytest.raises(ValueError, match="holds another U-Net"):
+        train(tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--pretrained_unet", str(warm),
+              "--unet_block_out_channels", "8,16,32", "--max_train_steps", "1", output="other")  # fmt: skip

@@ -170,32 +170,29 @@ def min_resolution(args) -> Tuple[int, str]:
     return minimum, why
 
 
-def load_encoder(path: str) -> RRDBEncoder:
-    """Loads an RRDBEncoder from its own folder, a training output folder or a pipeline folder."""
-    for candidate in (path, os.path.join(path, "encoder")):
+def load_trained_model(model_cls, path: str, hint: str):
+    """Loads a `model_cls` from its own folder, or from the subfolder a training run or a pipeline saves it in."""
+    subfolder = SUBFOLDERS[model_cls]
+    for candidate in (path, os.path.join(path, subfolder)):
         config = os.path.join(candidate, "config.json")
         if os.path.isfile(config):
             with open(config) as f:
-                if json.load(f).get("_class_name") == "RRDBEncoder":
-                    return RRDBEncoder.from_pretrained(candidate)
+                if json.load(f).get("_class_name") == model_cls.__name__:
+                    return model_cls.from_pretrained(candidate)
     raise ValueError(
-        f"No RRDBEncoder found in {path!r} (looked for config.json there and in its `encoder` subfolder); pass the "
-        "output folder of a `--stage rrdb` run."
+        f"No {model_cls.__name__} found in {path!r} (looked for config.json there and in its `{subfolder}` "
+        f"subfolder); {hint}."
     )
+
+
+def load_encoder(path: str) -> RRDBEncoder:
+    """Loads an RRDBEncoder from its own folder, a training output folder or a pipeline folder."""
+    return load_trained_model(RRDBEncoder, path, "pass the output folder of a `--stage rrdb` run")
 
 
 def load_unet(path: str) -> SRDiffUNet2DModel:
     """Loads an SRDiffUNet2DModel from its own folder or a pipeline folder (its `unet` subfolder)."""
-    for candidate in (path, os.path.join(path, "unet")):
-        config = os.path.join(candidate, "config.json")
-        if os.path.isfile(config):
-            with open(config) as f:
-                if json.load(f).get("_class_name") == "SRDiffUNet2DModel":
-                    return SRDiffUNet2DModel.from_pretrained(candidate)
-    raise ValueError(
-        f"No SRDiffUNet2DModel found in {path!r} (looked for config.json there and in its `unet` subfolder); pass a "
-        "pipeline folder or a U-Net folder."
-    )
+    return load_trained_model(SRDiffUNet2DModel, path, "pass a pipeline folder or a U-Net folder")
 
 
 def list_checkpoints(output_dir: str) -> List[str]:
