@@ -27,13 +27,17 @@ class SingleProcess:
         yield inputs
 
 
-def process_state():
-    """accelerate's `PartialState` (one process without `accelerate launch`), or [`SingleProcess`] without accelerate."""
+def process_state(cpu: bool):
+    """
+    accelerate's `PartialState` (one process without `accelerate launch`), or [`SingleProcess`] without accelerate.
+    `cpu`: the run is on the CPU, where several processes meet over gloo (`PartialState` does not read
+    `ACCELERATE_USE_CPU` itself, only `Accelerator` does).
+    """
     try:
         from accelerate import PartialState
     except ImportError:
         return SingleProcess()
-    return PartialState()
+    return PartialState(cpu=cpu)
 
 
 def remove_stale_temporaries(outputs: List[Path]) -> int:

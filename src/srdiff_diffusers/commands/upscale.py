@@ -335,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_arguments(args)
     device = resolve_device(args)
-    state = process_state()
+    state = process_state(cpu=device == "cpu")
     if state.num_processes > 1 and device == "cuda":
         device = state.device  # each process its own GPU (`accelerate launch` sets it)
     output_dir = Path(args.output_dir)
@@ -363,6 +363,12 @@ def run(args: argparse.Namespace) -> int:
         remove_stale_temporaries([output for job in jobs for output in job.outputs])
         if manifest is not None:
             manifest.merge()  # the parts a killed run left
+            recorded = {record.get("output") for record in manifest.records()}
+            for job in jobs:  # a kill between writing an output and its record: recorded now, its time unknown
+                for k, output in enumerate(job.outputs[: args.num_samples]):
+                    if k not in job.todo and str(output) not in recorded:
+                        manifest.append(manifest_record(job, k, args, steps, None, None, state.process_index))
+            manifest.merge()
     state.wait_for_everyone()  # every process has planned from the same files before any writes
 
     pipe.to(device)
@@ -392,6 +398,18 @@ def run(args: argparse.Namespace) -> int:
                 + (f"; manifest: {args.manifest}" if manifest is not None else "")
             )  # fmt: skip
     return 0
+
+
+def manifest_record(job: Job, sample: int, args, steps: int, seconds, batch, process_index: int) -> dict:
+    """One manifest line; `seconds` is the batch's time divided by its images (`None`: found done, time unknown)."""
+    return {
+        "input": str(job.path) if job.path is not None else f"sample:{args.sample}",
+        "output": str(job.outputs[sample]), "sample": sample,
+        "seed": sample_seed(args.seed, job.relative, sample) if args.seed is not None else None,
+        "base_seed": args.seed, "model": args.model or default_model_path() or "random weights",
+        "sampler": args.scheduler, "steps": steps, "seconds": None if seconds is None else round(seconds, 4),
+        "batch": batch, "process": process_index,
+    }  # fmt: skip
 
 
 def upscale_batch(pipe, batch: List[Job], args, steps: int, scale: int, manifest, process_index: int) -> None:
@@ -438,11 +456,6 @@ def upscale_batch(pipe, batch: List[Job], args, steps: int, scale: int, manifest
             save_png(to_pil(results[row]), job.outputs[k])
             written.append(job.outputs[k])
             if manifest is not None:
-                manifest.append({
-                    "input": str(job.path) if job.path is not None else f"sample:{args.sample}",
-                    "output": str(job.outputs[k]), "sample": k, "seed": seeds[row], "base_seed": args.seed,
-                    "model": args.model or default_model_path() or "random weights", "sampler": args.scheduler,
-                    "steps": steps, "seconds": round(seconds, 4), "batch": len(batch), "process": process_index,
-                })  # fmt: skip
+                manifest.append(manifest_record(job, k, args, steps, seconds, len(batch), process_index))
         source = job.path if job.path is not None else "sample " + job.relative
         tqdm.write(f"{source} -> {', '.join(str(p) for p in written)}")
