@@ -238,3 +238,35 @@ def test_outputs_do_not_depend_on_the_order_or_the_other_inputs(model_dir, neste
                  "--seed", "3"]) == 0  # fmt: skip
     assert outputs_of(tmp_path / "ab") == outputs_of(tmp_path / "ba")
     assert outputs_of(tmp_path / "b")["b_x4.png"] == outputs_of(tmp_path / "ab")["b_x4.png"]
+
+
+def test_the_same_picture_at_two_paths_gets_its_own_noise(model_dir, nested_inputs, tmp_path):
+    (nested_inputs / "sub" / "a_copy.png").write_bytes((nested_inputs / "a.png").read_bytes())
+    assert main(upscale_args(nested_inputs, tmp_path / "out", model_dir)) == 0
+    outputs = outputs_of(tmp_path / "out")
+    assert outputs["a_x4.png"] != outputs["sub/a_copy_x4.png"]  # seeded by the path, not one seed for every image
+
+
+def test_evaluate_split_over_two_processes_reports_what_one_process_does(model_dir, tmp_path):
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(4):
+        PIL.Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(hr / f"{index}.png")
+    common = ["--hr-dir", str(hr), "--model", model_dir, "--steps", "2", "--baselines", "bicubic", "--no-lpips",
+              "--num-grids", "2", "--device", "cpu"]  # fmt: skip
+    assert main(["evaluate", *common, "-o", str(tmp_path / "one")]) == 0
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "srdiff_diffusers",
+        "evaluate", *common, "-o", str(tmp_path / "two"),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env(ACCELERATE_USE_CPU="true"), capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "two" / "per_image.csv").read_text() == (tmp_path / "one" / "per_image.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "two" / "grids").iterdir()) == ["0.png", "1.png"]
+    parts = sorted(p.name for p in (tmp_path / "two" / "cache").glob("srdiff.part-*.jsonl"))
+    assert parts == ["srdiff.part-0.jsonl", "srdiff.part-1.jsonl"]  # both processes computed
+    assert done.stdout.count("SR evaluation") == 1  # one report, from the main process
+    assert "(8 results computed, 0 reused" in done.stderr  # 4 images x (bicubic, srdiff), counted over processes
