@@ -12,6 +12,7 @@
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -83,22 +84,25 @@ def process_rows(args):
                 "-m", "srdiff_diffusers", "upscale", str(inputs), "-o", str(out),
                 "--model", str(srdiff_diffusers.BICUBIC_MODEL_PATH), "--scheduler", "ddim",
                 "--steps", str(args.cli_steps), "--seed", "0", "--device", "cpu",
+                "--manifest", str(Path(tmp) / f"manifest{processes}.jsonl"),
             ]  # fmt: skip
             start = time.perf_counter()
             subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
             seconds = time.perf_counter() - start
+            manifest = Path(tmp) / f"manifest{processes}.jsonl"
             rows.append({
-                "input": f"{args.cli_count} x {args.cli_size}x{args.cli_size} LR, srdiff upscale", "steps": args.cli_steps,
+                "input": f"{args.cli_count} x {args.cli_size}x{args.cli_size} LR, srdiff upscale",
+                "steps": args.cli_steps,
                 "processes": processes, "wall_s": seconds, "images_per_s": args.cli_count / seconds,
+                # which processes wrote outputs, from the manifest: a launch that started one process shows here
+                "working_processes": len({json.loads(line)["process"] for line in manifest.read_text().splitlines()}),
             })  # fmt: skip
             print(rows[-1], flush=True)
-        first, *others = (sorted(p.relative_to(Path(tmp) / f"out{n}") for p in (Path(tmp) / f"out{n}").rglob("*.png"))
-                          for n in args.processes)
-        same = all(
-            (Path(tmp) / f"out{args.processes[0]}" / p).read_bytes() == (Path(tmp) / f"out{n}" / p).read_bytes()
-            for n in args.processes[1:] for p in first
-        )
-        print(f"outputs identical across process counts: {same and all(o == first for o in others)}")
+        files = [
+            {p.relative_to(Path(tmp) / f"out{n}"): p.read_bytes() for p in (Path(tmp) / f"out{n}").rglob("*.png")}
+            for n in args.processes
+        ]
+        print(f"outputs identical across process counts: {all(f == files[0] for f in files)}")
     return rows
 
 
@@ -135,7 +139,8 @@ def main():
     if not args.skip_processes:
         with _common.section("srdiff upscale, 1 vs 2 processes"):
             result["processes"] = process_rows(args)
-        _common.print_table(result["processes"], ["input", "steps", "processes", "wall_s", "images_per_s"])
+        columns = ["input", "steps", "processes", "working_processes", "wall_s", "images_per_s"]
+        _common.print_table(result["processes"], columns)
     result["machine"]["load_average_end"] = os.getloadavg()
     if args.json:
         _common.write_json(args.json, result)

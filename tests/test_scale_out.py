@@ -1,4 +1,4 @@
-"""Scale-out batch upscaling: `srdiff upscale` under `accelerate launch`, interrupted runs, batching, per-image seeds."""
+"""Scale-out: `srdiff upscale` / `evaluate` under `accelerate launch`, interrupted runs, batching, per-image seeds."""
 
 import json
 import os
@@ -94,7 +94,8 @@ def test_a_killed_run_resumes_without_redoing_finished_images(model_dir, nested_
     assert 1 <= len(finished) < len(NESTED), "the run must be killed in the middle"
     assert manifest.exists() is False  # parts only: the manifest itself is written at merges
     # What a kill during a write leaves: a temporary file, and a cut line in this process's manifest part.
-    missing = next(out / n.replace(".png", "_x4.png") for n in NESTED if out / n.replace(".png", "_x4.png") not in finished)
+    planned = [out / name.replace(".png", "_x4.png") for name in NESTED]
+    missing = next(output for output in planned if output not in finished)
     missing.parent.mkdir(parents=True, exist_ok=True)
     (missing.parent / f".{missing.name}.tmp-0123abcd").write_bytes(b"half a png")
     (out / "sub").mkdir(exist_ok=True)

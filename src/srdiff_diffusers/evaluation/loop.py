@@ -394,8 +394,8 @@ def evaluate_pipeline(
         num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
         num_samples (`int`, *optional*, defaults to 1): SRDiff samples per image; metrics are averaged over them,
             and the diversity sigma needs at least 2.
-        seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded from it and the image's name
-            ([`~srdiff_diffusers.seeds.sample_seed`]), so results do not depend on the other images or processes.
+        seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded from it and the image's
+            name ([`~srdiff_diffusers.seeds.sample_seed`]), so results do not depend on the other images or processes.
         crop (`int`, *optional*): Center-crop HR to `crop x crop` first (see [`prepare_pair`]), for quick runs.
         lpips (`bool` or [`LPIPSScorer`], *optional*, defaults to `True`): Compute LPIPS when the optional `lpips`
             package and its weights are available; `False` skips it.
