@@ -271,3 +271,21 @@ def test_evaluate_split_over_two_processes_reports_what_one_process_does(model_d
     assert parts == ["srdiff.part-0.jsonl", "srdiff.part-1.jsonl"]  # both processes computed
     assert done.stdout.count("SR evaluation") == 1  # one report, from the main process
     assert "(8 results computed, 0 reused" in done.stderr  # 4 images x (bicubic, srdiff), counted over processes
+
+
+def test_batched_refinement_of_hr_guesses_equals_one_at_a_time():
+    pipe = tiny_pipeline()
+    pipe.scheduler = pipe.fast_scheduler("ddim")
+    rng = np.random.default_rng(4)
+    lows = [rng.random((8, 8, 3)).astype(np.float32) for _ in range(3)]
+    guesses = [rng.random((32, 32, 3)).astype(np.float32) for _ in range(3)]
+    kwargs = dict(num_inference_steps=4, strength=0.5, output_type="np", num_images_per_prompt=2)
+    single = [pipe(lr, init_image=hr, generator=generators(2, 2 * k), **kwargs).images
+              for k, (lr, hr) in enumerate(zip(lows, guesses))]  # fmt: skip
+    batched = pipe(lows, init_image=guesses, generator=generators(6), batch_size=3, **kwargs).images
+    np.testing.assert_allclose(batched, np.concatenate(single), atol=1e-4, rtol=0)
+
+
+def test_batch_size_must_be_a_positive_count(pipe):
+    with pytest.raises(ValueError, match="batch_size"):
+        pipe(np.zeros((8, 8, 3), np.float32), num_inference_steps=1, batch_size=0)
