@@ -111,11 +111,13 @@ _BYTES_PER_FINISHED_PIXEL = 16
 SKIP_MEMORY_CHECK_VARIABLE = "SRDIFF_SKIP_MEMORY_CHECK"
 
 
-def check_cpu_memory(device: torch.device, lr_sizes: Sequence[Tuple[int, int]], scale: int, num_samples: int) -> None:
+def check_cpu_memory(
+    device: torch.device, lr_sizes: Sequence[Tuple[int, int]], scale: int, num_samples: int, batch_size: int = 1
+) -> None:
     """
     Refuses, before any work, LR images (`(height, width)` each) whose full-size tensors cannot fit in the memory
     left on the CPU: tiling bounds the networks' memory, not that of the HR-size latents, and a run that outgrows
-    the memory is killed by the system without a word, possibly hours in.
+    the memory is killed by the system without a word, possibly hours in. `batch_size` images are in work at once.
     """
     if device.type != "cpu" or os.environ.get(SKIP_MEMORY_CHECK_VARIABLE, "0") not in ("", "0"):
         return
@@ -123,7 +125,7 @@ def check_cpu_memory(device: torch.device, lr_sizes: Sequence[Tuple[int, int]], 
     if available is None:
         return
     pixels = [height * width * scale * scale * num_samples for height, width in lr_sizes]
-    needed = _BYTES_PER_HR_PIXEL * max(pixels) + _BYTES_PER_FINISHED_PIXEL * sum(pixels)
+    needed = _BYTES_PER_HR_PIXEL * max(pixels) * batch_size + _BYTES_PER_FINISHED_PIXEL * sum(pixels)
     if needed > available:
         height, width = lr_sizes[pixels.index(max(pixels))]
         raise MemoryError(

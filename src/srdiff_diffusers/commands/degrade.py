@@ -2,16 +2,14 @@
 """`srdiff degrade`: reproducible LR test sets from HR images (`srdiff evaluate --lr-dir` scores them)."""
 
 import argparse
-import hashlib
 from pathlib import Path
-from typing import List
-
 import numpy as np
 import PIL.Image
 import torch
 
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image, save_png
+from ..seeds import image_seed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -27,12 +25,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=4, help="Downscaling factor (default: 4).")
     parser.add_argument("--seed", type=int, default=0, help="Seed; each file's degradation is drawn from it and its name.")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing LR files.")
-
-
-def image_seed(seed: int, relative_name: str) -> List[int]:
-    """The seed of one file: the run's seed and a stable hash of its relative path (not Python's salted `hash`)."""
-    digest = hashlib.sha256(relative_name.encode("utf-8")).digest()
-    return [seed, int.from_bytes(digest[:8], "little")]
 
 
 def degrade_image(hr: PIL.Image.Image, scale: int, degradation: str, rng: np.random.Generator, config=None):

@@ -24,6 +24,7 @@ import torch
 
 from ..io import load_image_dataset
 from ..io import open_image
+from .scale_out import process_state
 from .speed import (
     add_speed_arguments,
     apply_speed_arguments,
@@ -216,10 +217,10 @@ def prepare_output_dir(path: Path) -> None:
 class FigureWriter:
     """Saves each image's SR outputs, its comparison grid and its diversity figure as they are computed."""
 
-    def __init__(self, output_dir: Path, num_grids: int):
+    def __init__(self, output_dir: Path, grid_names: List[str]):
         self.output_dir = output_dir
-        self.num_grids = num_grids
-        self.grids_done = 0
+        # By name, not by count: each process of a split run then draws the grids of the same first images.
+        self.grid_names = set(grid_names)
 
     def image_path(self, method: str, name: str, index: int, count: int) -> Path:
         suffix = f"_s{index}" if count > 1 else ""
@@ -248,9 +249,8 @@ class FigureWriter:
             method: images if images is not None else self.load_saved(method, name)
             for method, images in outputs.items()
         }
-        if self.grids_done < self.num_grids:
+        if name in self.grid_names:
             save_png(comparison_grid(hr, lr, outputs), self.output_dir / "grids" / f"{name}.png")
-            self.grids_done += 1
         samples = outputs.get("srdiff")
         if samples is not None and len(samples) >= 2:
             save_png(diversity_figure(samples), self.output_dir / "diversity" / f"{name}.png")
@@ -304,6 +304,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None and args.scale is None:
         raise ValueError("--scale is required without --model")
     device = resolve_device(args)
+    state = process_state(cpu=device == "cpu")
+    if state.num_processes > 1 and device == "cuda":
+        device = state.device  # each process its own GPU (`accelerate launch` sets it)
 
     # 2. data (checked before loading the model, so mistakes are reported at once)
     scale_hint = args.scale
@@ -341,28 +344,38 @@ def run(args: argparse.Namespace) -> int:
     steps = args.steps or (100 if args.scheduler == "ddpm" else 20)
 
     # 4. evaluate, saving figures as images complete
-    prepare_output_dir(output_dir)
     cache_dir = output_dir / "cache"
-    if args.recompute and cache_dir.is_dir():
-        for path in cache_dir.glob("*.jsonl"):
-            path.unlink()
-    writer = FigureWriter(output_dir, args.num_grids)
-    results = evaluate_pipeline(
-        pipe,
-        hr_images,
-        lr_images,
-        scale=scale,
-        names=names,
-        methods=methods,
-        num_inference_steps=steps,
-        num_samples=args.num_samples,
-        seed=args.seed,
-        crop=args.crop,
-        lpips=not args.no_lpips,
-        cache_dir=cache_dir,
-        cache_tag=cache_tag,
-        on_image=writer,
-    )
+    if state.is_main_process:
+        prepare_output_dir(output_dir)
+        if args.recompute and cache_dir.is_dir():
+            for path in cache_dir.glob("*.jsonl"):  # the parts of split runs too
+                path.unlink()
+    state.wait_for_everyone()
+    writer = FigureWriter(output_dir, names[: args.num_grids])
+    settings = dict(
+        scale=scale, methods=methods, num_inference_steps=steps, num_samples=args.num_samples, seed=args.seed,
+        crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir, cache_tag=cache_tag, on_image=writer,
+    )  # fmt: skip
+    computed = None
+    if state.num_processes > 1:
+        # Each process evaluates its share into a cache part of its own; the main process then reads them all back.
+        from accelerate.utils import gather_object
+
+        with state.split_between_processes(list(range(len(names)))) as share:
+            share = list(share)
+            shared = evaluate_pipeline(
+                pipe, [hr_images[i] for i in share], None if lr_images is None else [lr_images[i] for i in share],
+                names=[names[i] for i in share], progress=state.is_main_process, cache_part=state.process_index,
+                **settings,
+            )  # fmt: skip
+        computed = sum(gather_object([shared["settings"]["computed"]]))
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return 0
+    results = evaluate_pipeline(pipe, hr_images, lr_images, names=names, **settings)
+    if computed is not None:  # the main process's pass reused what the shares computed
+        total = results["settings"]["computed"] + results["settings"]["reused_from_cache"]
+        results["settings"].update(computed=computed, reused_from_cache=total - computed)
     results["settings"].update(
         model=args.model,
         data=args.hr_dir or f"{args.dataset} ({args.split})",

@@ -24,6 +24,7 @@ from ..image_processing import imresize
 from ..argument_checks import is_int
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image
+from ..seeds import sample_seed
 from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
@@ -161,11 +162,6 @@ def prepare_pair(hr, lr=None, *, scale: int, crop: Optional[int] = None, name: s
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def image_seed(seed: int, name: str) -> int:
-    """The per-image seed: derived from `seed` and the image's name, so it does not depend on the other images."""
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode("utf-8"))) % (2**63)
-
-
 @torch.no_grad()
 def super_resolve(
     method: str,
@@ -296,18 +292,21 @@ class ResultCache:
 
     Args:
         directory (`str` or `os.PathLike`): Where the `<method>.jsonl` files live.
+        part (`int`, *optional*): Write `<method>.part-<part>.jsonl` instead, one file per process of a run split
+            across processes (no two writers share a file); every part is read.
     """
 
-    def __init__(self, directory: Union[str, os.PathLike]):
+    def __init__(self, directory: Union[str, os.PathLike], part: Optional[int] = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.part = part
         self._entries: Dict[str, Dict[tuple, dict]] = {}
 
     def _load(self, method: str) -> Dict[tuple, dict]:
         if method not in self._entries:
             entries = {}
-            path = self.directory / f"{method}.jsonl"
-            if path.is_file():
+            paths = [self.directory / f"{method}.jsonl", *sorted(self.directory.glob(f"{method}.part-*.jsonl"))]
+            for path in (p for p in paths if p.is_file()):
                 for line in path.read_text(encoding="utf-8").splitlines():
                     try:
                         entry = json.loads(line)
@@ -323,7 +322,8 @@ class ResultCache:
     def put(self, method: str, key: str, image: str, fingerprint: str, metrics: dict) -> None:
         self._load(method)[(key, image, fingerprint)] = metrics
         line = json.dumps({"key": key, "image": image, "fingerprint": fingerprint, "metrics": metrics})
-        with open(self.directory / f"{method}.jsonl", "a", encoding="utf-8") as handle:
+        name = f"{method}.jsonl" if self.part is None else f"{method}.part-{self.part}.jsonl"
+        with open(self.directory / name, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -376,6 +376,7 @@ def evaluate_pipeline(
     cache_tag: str = "",
     on_image: Optional[Callable] = None,
     progress: bool = True,
+    cache_part: Optional[int] = None,
 ) -> dict:
     r"""
     Evaluates SR methods on HR images (and optional LR images) with the paper's metrics.
@@ -393,7 +394,8 @@ def evaluate_pipeline(
         num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
         num_samples (`int`, *optional*, defaults to 1): SRDiff samples per image; metrics are averaged over them,
             and the diversity sigma needs at least 2.
-        seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded by [`image_seed`].
+        seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded from it and the image's
+            name ([`~srdiff_diffusers.seeds.sample_seed`]), so results do not depend on the other images or processes.
         crop (`int`, *optional*): Center-crop HR to `crop x crop` first (see [`prepare_pair`]), for quick runs.
         lpips (`bool` or [`LPIPSScorer`], *optional*, defaults to `True`): Compute LPIPS when the optional `lpips`
             package and its weights are available; `False` skips it.
@@ -402,6 +404,8 @@ def evaluate_pipeline(
         on_image (`Callable`, *optional*): Called as `on_image(name, hr, lr, outputs)` after an image is computed;
             `outputs` maps each method to its list of uint8 images, or to `None` when it came from the cache.
         progress (`bool`, *optional*, defaults to `True`): Show a progress bar over images.
+        cache_part (`int`, *optional*): This process's index when a run is split across processes: its results go
+            to a cache file of its own (see [`ResultCache`]).
 
     Returns:
         `dict`: `{"scale", "methods": {method: {metric: mean}}, "per_image": [rows], "lpips": None or
@@ -433,8 +437,10 @@ def evaluate_pipeline(
     if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     num_samples = int(num_samples)
-    if not is_int(seed):
-        raise ValueError(f"`seed` must be an integer (each image's generator is seeded from it), got {seed!r}.")
+    if not is_int(seed) or seed < 0:
+        raise ValueError(
+            f"`seed` must be an integer >= 0 (each image's generator is seeded from it), got {seed!r}."
+        )
     if "srdiff_mean" in methods and num_samples < 2:
         raise ValueError(
             f"The mean of SRDiff samples needs `num_samples` >= 2 (CLI: --num-samples), got {num_samples}."
@@ -453,7 +459,7 @@ def evaluate_pipeline(
         device = pipe._execution_device if pipe is not None else "cpu"
         scorer = LPIPSScorer(device=device, enabled=bool(lpips))
     lpips_text = scorer.unavailable_text
-    cache = ResultCache(cache_dir) if cache_dir is not None else None
+    cache = ResultCache(cache_dir, cache_part) if cache_dir is not None else None
     scheduler_name = type(pipe.scheduler).__name__ if pipe is not None else None
     keys = {
         "bicubic": {"scale": scale, "crop": crop},
@@ -466,6 +472,7 @@ def evaluate_pipeline(
             "scheduler": scheduler_name,
             "num_samples": num_samples,
             "seed": seed,
+            "seeding": "sha256",  # per-image seeds of `srdiff_diffusers.seeds`, not the crc32 ones of before
         },
     }
     keys["srdiff_mean"] = keys["srdiff"]  # one file per method: the same settings make the same mean
@@ -489,7 +496,7 @@ def evaluate_pipeline(
                 if method == "srdiff_mean" and outputs.get("srdiff") is not None:
                     images = [mean_image(outputs["srdiff"])]  # the samples just made, from the same seed
                 else:
-                    generator = torch.Generator().manual_seed(image_seed(seed, name)) if stochastic else None
+                    generator = torch.Generator().manual_seed(sample_seed(seed, name)) if stochastic else None
                     images = super_resolve(
                         method,
                         lr,

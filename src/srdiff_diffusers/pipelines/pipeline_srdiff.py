@@ -29,6 +29,7 @@ from .tiling import (
     TiledNoisePredictor,
     encode_tiled,
     plan_tiles,
+    repeat_rows,
     resolve_tile_size,
 )
 
@@ -145,6 +146,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         eta=0.0,
         lr_consistency=False,
         tile_overlap=DEFAULT_TILE_OVERLAP,
+        batch_size=1,
     ) -> None:
         """Checks the arguments of `__call__`, with `image` and `init_image` already preprocessed (lists)."""
         self._check_scheduler()
@@ -157,6 +159,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         check_count(num_images_per_prompt, "num_images_per_prompt")
+        check_count(batch_size, "batch_size")
         callback_inputs = callback_on_step_end_tensor_inputs
         if callback_inputs is not None and any(k not in self._callback_tensor_inputs for k in callback_inputs):
             raise ValueError(
@@ -222,12 +225,16 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         min_lr = -(-self.unet.min_sample_size // self.upscale_factor)
         return lr_multiple, min_lr + (-min_lr) % lr_multiple
 
+    def _padded_size(self, height: int, width: int) -> Tuple[int, int]:
+        """The LR size `pad_to_multiple` pads a `height x width` LR image to."""
+        lr_multiple, min_lr = self._lr_size_rule()
+        return max(height + (-height) % lr_multiple, min_lr), max(width + (-width) % lr_multiple, min_lr)
+
     def pad_to_multiple(self, lr: torch.Tensor) -> torch.Tensor:
         """Pads LR (reflect, bottom/right) so that its upscaled size suits the U-Net; never resamples."""
-        lr_multiple, min_lr = self._lr_size_rule()
         height, width = lr.shape[-2:]
-        pad_h = max(height + (-height) % lr_multiple, min_lr) - height
-        pad_w = max(width + (-width) % lr_multiple, min_lr) - width
+        padded_height, padded_width = self._padded_size(height, width)
+        pad_h, pad_w = padded_height - height, padded_width - width
         if pad_h == 0 and pad_w == 0:
             return lr
         # Reflection needs the pad to be smaller than the image; tiny images fall back to edge replication.
@@ -259,19 +266,26 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         """
         return fast_scheduler(self.scheduler.config, name, **kwargs)
 
-    def _noise_predictor(self, lr_padded: torch.Tensor, num_samples: int, tile_size, tile_overlap: int):
-        """Encodes the padded LR image and returns `predict(model_input, t) -> noise`, tiled or not."""
-        lr = self.image_processor.normalize(lr_padded).to(self.encoder.dtype)
+    def _tile_size(self, height: int, width: int, tile_size, tile_overlap: int) -> Optional[Tuple[int, int]]:
+        """The `(tile_height, tile_width)` in LR pixels for a padded LR image of this size, or `None` (no tiling)."""
         align, min_tile = self._lr_size_rule()
+        return resolve_tile_size(tile_size, height, width, tile_overlap, align, min_tile)
+
+    def _noise_predictor(self, lr_padded: torch.Tensor, num_samples: int, tile_size, tile_overlap: int, batch_size=1):
+        """
+        Encodes the padded LR images (a batch of one size) and returns `predict(model_input, t) -> noise`, tiled or
+        not; tiled, `batch_size` tiles go through the U-Net together.
+        """
+        lr = self.image_processor.normalize(lr_padded).to(self.encoder.dtype)
         height, width = lr.shape[-2:]
-        tile_hw = resolve_tile_size(tile_size, height, width, tile_overlap, align, min_tile)
+        tile_hw = self._tile_size(height, width, tile_size, tile_overlap)
         if tile_hw is None:
             return NoisePredictor(self.unet, self.encoder.encode(lr).to(self.unet.dtype), num_samples)
-        tiles = plan_tiles(height, width, *tile_hw, tile_overlap, align)
+        tiles = plan_tiles(height, width, *tile_hw, tile_overlap, self._lr_size_rule()[0])
         # The encoder needs no blending, so its tiles abut (no overlap) and each sees `tile_overlap` of context.
         encoder_tiles = plan_tiles(height, width, *tile_hw, 0, 1)
         condition = encode_tiled(self.encoder, lr, encoder_tiles, context=tile_overlap).to(self.unet.dtype)
-        return TiledNoisePredictor(self.unet, condition, tiles, tile_overlap, num_samples)
+        return TiledNoisePredictor(self.unet, condition, tiles, tile_overlap, num_samples, batch_size)
 
     def get_timesteps(self, num_inference_steps: int, strength: float, device) -> torch.Tensor:
         """The scheduler's timesteps, keeping with `strength` < 1 only those below t-bar = strength * T."""
@@ -318,7 +332,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         if pad_h or pad_w:
             mode = "reflect" if pad_h < residual.shape[-2] and pad_w < residual.shape[-1] else "replicate"
             residual = F.pad(residual, (0, pad_w, 0, pad_h), mode=mode)
-        residual = residual.expand(shape[0], -1, -1, -1)
+        residual = repeat_rows(residual, shape[0] // residual.shape[0])
         return self.scheduler.add_noise(residual, noise, timesteps[:1])
 
     @torch.no_grad()
@@ -340,6 +354,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         tile_size: Optional[Union[int, str]] = "auto",
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         lr_consistency: bool = False,
+        batch_size: int = 1,
     ) -> Union[ImagePipelineOutput, tuple]:
         r"""
         Super-resolves one or more images.
@@ -383,6 +398,11 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
                 much context around each tile.
             lr_consistency (`bool`, *optional*, defaults to `False`): Pull the output's low frequencies to the LR
                 image (`out + up(LR - down(out))` with MATLAB bicubic), which fixes colour shifts and raises LR-PSNR.
+            batch_size (`int`, *optional*, defaults to 1): Inputs of one size denoised together (each with its
+                `num_images_per_prompt` samples), in one U-Net call per step; for a tiled image, the tiles that go
+                through the U-Net together. The results equal the unbatched ones to float rounding when each output
+                image has its own generator (a list) or none; one generator shared by several images is drawn from
+                in another order once they are batched. Memory grows with the batch.
 
         Examples:
 
@@ -397,44 +417,47 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
             strength = 0.5 if init_image is not None else 1.0
         self.check_inputs(
             prepared, num_inference_steps, strength, init_images, latents, output_type, num_images_per_prompt,
-            callback_on_step_end_tensor_inputs, generator, eta, lr_consistency, tile_overlap,
+            callback_on_step_end_tensor_inputs, generator, eta, lr_consistency, tile_overlap, batch_size,
         )  # fmt: skip
         check_cpu_memory(
             self._execution_device, [item.rgb.shape[-2:] for item in prepared], self.upscale_factor,
-            num_images_per_prompt,
+            num_images_per_prompt, batch_size=min(int(batch_size), len(prepared)),
         )  # fmt: skip
         num_inference_steps, num_images_per_prompt = int(num_inference_steps), int(num_images_per_prompt)  # numpy ints
         tile_size = int(tile_size) if is_int(tile_size) else tile_size
-        tile_overlap, strength, given_latents = int(tile_overlap), float(strength), latents
+        tile_overlap, strength, given_latents, batch_size = int(tile_overlap), float(strength), latents, int(batch_size)
         device, dtype, scale = self._execution_device, self.unet.dtype, self.upscale_factor
         count = num_images_per_prompt
 
-        # one image at a time: inputs may differ in size, and memory stays bounded by one image
-        results = []
-        for index, item in enumerate(prepared):
-            gen = generator[index * count : (index + 1) * count] if isinstance(generator, list) else generator
+        # batches of inputs of one padded size (one image at a time by default, so memory stays bounded by one image)
+        results = [None] * len(prepared)
+        for group_index, group in enumerate(self._batches(prepared, batch_size, tile_size, tile_overlap)):
+            rows = [row for index in group for row in range(index * count, (index + 1) * count)]
+            gen = [generator[row] for row in rows] if isinstance(generator, list) else generator
             gen = gen[0] if isinstance(gen, list) and len(gen) == 1 else gen
-            init = init_images[index].rgb if init_images is not None else None
-            lr01 = item.rgb.to(device)
+            init = torch.cat([init_images[index].rgb for index in group]) if init_images is not None else None
+            lr01 = torch.cat([prepared[index].rgb for index in group]).to(device)
             if strength == 0:  # nothing to refine: the guess itself, without a network call
-                raw = self.image_processor.normalize(init).to(device).expand(count, -1, -1, -1)
-                results.append((self._lr_consistency(raw, lr01) if lr_consistency else raw, item))
+                raw = repeat_rows(self.image_processor.normalize(init).to(device), count)
+                raws = self._lr_consistency(raw, lr01, count) if lr_consistency else raw
+                for position, index in enumerate(group):
+                    results[index] = (raws[position * count : (position + 1) * count], prepared[index])
                 continue
 
-            # 2. encode the (padded) LR image once, whole or tile by tile (see tiling.py)
+            # 2. encode the (padded) LR images once, whole or tile by tile (see tiling.py)
             lr_padded = self.pad_to_multiple(lr01)
-            predict_noise = self._noise_predictor(lr_padded, count, tile_size, tile_overlap)
+            predict_noise = self._noise_predictor(lr_padded, count, tile_size, tile_overlap, batch_size)
 
             # 3. starting latents of the padded HR size, in float32 so the schedule arithmetic stays exact
             timesteps = self.get_timesteps(num_inference_steps, strength, device)
-            shape = (count, self.unet.config.out_channels, lr_padded.shape[-2] * scale, lr_padded.shape[-1] * scale)
-            start = None if given_latents is None else given_latents[index * count : (index + 1) * count]
+            shape = (len(rows), self.unet.config.out_channels, lr_padded.shape[-2] * scale, lr_padded.shape[-1] * scale)
+            start = None if given_latents is None else given_latents[rows]
             # The base method: the interpolation pipeline's public `prepare_latents` has another signature.
             latents = SRDiffPipeline.prepare_latents(self, shape, timesteps, strength, gen, lr01, init, start)
 
             # 4. denoising loop (the U-Net may run in reduced precision: its output is checked for NaN/inf)
             extra_step_kwargs = self.prepare_extra_step_kwargs(gen, eta)
-            progress_offset = index * len(self.scheduler.timesteps)  # of the whole schedule, as without strength
+            progress_offset = group_index * len(self.scheduler.timesteps)  # of the whole schedule, as without strength
             guard = NonFiniteGuard(dtype, device)
             for i, t in enumerate(self.progress_bar(timesteps)):
                 model_input = self.scheduler.scale_model_input(latents, t)
@@ -448,10 +471,14 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
                     latents = callback_outputs.pop("latents", latents)
             guard.check()
 
-            # 5. residual back to an image: x0 / rescale + up(LR), cropped to the unpadded size
+            # 5. residuals back to images: x0 / rescale + up(LR), cropped to the unpadded size
             height, width = lr01.shape[-2:]
-            raw = self.image_from_residual(latents[:, :, : height * scale, : width * scale], lr01)
-            results.append((self._lr_consistency(raw, lr01) if lr_consistency else raw, item))
+            raw = self.image_from_residual(
+                latents[:, :, : height * scale, : width * scale], repeat_rows(lr01, count)
+            )
+            raws = self._lr_consistency(raw, lr01, count) if lr_consistency else raw
+            for position, index in enumerate(group):
+                results[index] = (raws[position * count : (position + 1) * count], prepared[index])
 
         # 6. postprocess
         images = self._postprocess(results, output_type)
@@ -460,9 +487,29 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
             return (images,)
         return ImagePipelineOutput(images=images)
 
-    def _lr_consistency(self, raw: torch.Tensor, lr01: torch.Tensor) -> torch.Tensor:
-        lr = self.image_processor.normalize(lr01.to(raw.device))
+    def _lr_consistency(self, raw: torch.Tensor, lr01: torch.Tensor, count: int) -> torch.Tensor:
+        lr = repeat_rows(self.image_processor.normalize(lr01.to(raw.device)), count)
         return lr_consistency_correction(raw.clamp(-1, 1), lr, self.upscale_factor)
+
+    def _batches(self, prepared, batch_size: int, tile_size, tile_overlap: int) -> List[List[int]]:
+        """
+        The inputs' indices in batches of at most `batch_size` inputs of one padded LR size, in input order. A tiled
+        input is a batch of its own: its tiles are what is batched, so memory stays bounded by the tiles.
+        """
+        by_size: Dict[Tuple[int, int], List[int]] = {}
+        batches = []
+        for index, item in enumerate(prepared):
+            size = tuple(item.rgb.shape[-2:])
+            tiled = self._tile_size(*self._padded_size(*size), tile_size, tile_overlap) is not None
+            if batch_size == 1 or tiled:
+                batches.append([index])
+                continue
+            pending = by_size.setdefault(size, [])
+            pending.append(index)
+            if len(pending) == batch_size:
+                batches.append(by_size.pop(size))
+        batches.extend(by_size.values())
+        return sorted(batches, key=lambda batch: batch[0])
 
     def _postprocess(self, results: List[tuple], output_type: str):
         """Each input's samples in the input's form; one batch when all have one shape, else a list."""

@@ -168,12 +168,19 @@ def encode_tiled(encoder: RRDBEncoder, lr: torch.Tensor, tiles: Sequence[Tile], 
     return condition
 
 
+def repeat_rows(batch: torch.Tensor, count: int) -> torch.Tensor:
+    """Each row `count` times in a row (the samples of one image are consecutive); a view for a batch of one."""
+    if count == 1:
+        return batch
+    return batch.expand(count, -1, -1, -1) if batch.shape[0] == 1 else batch.repeat_interleave(count, dim=0)
+
+
 class NoisePredictor:
     """Untiled: the condition is projected to HR once and every step is one U-Net call on the whole latents."""
 
     def __init__(self, unet: SRDiffUNet2DModel, condition: torch.Tensor, num_samples: int):
         self.unet = unet
-        self.projected = unet.project_condition(condition).expand(num_samples, -1, -1, -1)
+        self.projected = repeat_rows(unet.project_condition(condition), num_samples)
 
     def __call__(self, sample: torch.Tensor, timestep) -> torch.Tensor:
         return self.unet(sample, timestep, projected_condition=self.projected).sample
@@ -181,21 +188,30 @@ class NoisePredictor:
 
 class TiledNoisePredictor:
     """
-    Tiled: one U-Net call per tile on a crop of the latents, with the condition projected for that tile only, and
-    the predictions blended with [`blend_weights`] into one full-size prediction.
+    Tiled: U-Net calls on crops of the latents, `batch_size` tiles per call (all tiles have one size), with the
+    condition projected for those tiles only, and the predictions blended with [`blend_weights`] into one
+    full-size prediction.
 
     Args:
         unet ([`SRDiffUNet2DModel`]): The noise predictor.
-        condition (`torch.Tensor` of shape `(1, C, h, w)`): The encoder's condition for the whole (padded) LR image.
+        condition (`torch.Tensor` of shape `(N, C, h, w)`): The encoder's condition for the whole (padded) LR images.
         tiles (`Sequence[Tile]`): From [`plan_tiles`].
         overlap (`int`): The tile overlap in LR pixels, which sets the blending ramps.
-        num_samples (`int`): The latents' batch size.
+        num_samples (`int`): Samples per image: the latents' batch is `N * num_samples`.
+        batch_size (`int`, *optional*, defaults to 1): Tiles per U-Net call.
     """
 
     def __init__(
-        self, unet: SRDiffUNet2DModel, condition: torch.Tensor, tiles: Sequence[Tile], overlap: int, num_samples: int
+        self,
+        unet: SRDiffUNet2DModel,
+        condition: torch.Tensor,
+        tiles: Sequence[Tile],
+        overlap: int,
+        num_samples: int,
+        batch_size: int = 1,
     ):
         self.unet, self.condition, self.tiles, self.num_samples = unet, condition, list(tiles), num_samples
+        self.batch_size = batch_size
         self.scale = unet.config.upscale_factor
         height, width = condition.shape[-2:]
         self.weights = [blend_weights(tile, height, width, self.scale, overlap).to(condition.device) for tile in tiles]
@@ -213,12 +229,20 @@ class TiledNoisePredictor:
         projected = self.unet.project_condition(self.condition[:, :, top:bottom, left:right])
         y, x = (tile.top - top) * self.scale, (tile.left - left) * self.scale
         projected = projected[:, :, y : y + tile.height * self.scale, x : x + tile.width * self.scale]
-        return projected.expand(self.num_samples, -1, -1, -1)
+        return repeat_rows(projected, self.num_samples)
 
     def __call__(self, sample: torch.Tensor, timestep) -> torch.Tensor:
         blended = torch.zeros(sample.shape, dtype=torch.float32, device=sample.device)
-        for tile, weight in zip(self.tiles, self.weights):
-            rows, cols = tile.hr_slices(self.scale)
-            prediction = self.unet(sample[:, :, rows, cols], timestep, projected_condition=self._project(tile)).sample
-            blended[:, :, rows, cols] += prediction.float() * weight
+        for first in range(0, len(self.tiles), self.batch_size):
+            tiles = self.tiles[first : first + self.batch_size]
+            crops = [sample[(slice(None), slice(None)) + tile.hr_slices(self.scale)] for tile in tiles]
+            conditions = [self._project(tile) for tile in tiles]
+            if len(tiles) == 1:
+                predictions = [self.unet(crops[0], timestep, projected_condition=conditions[0]).sample]
+            else:  # tile-major rows: tile k's rows are k * batch ... (k + 1) * batch - 1
+                joint = self.unet(torch.cat(crops), timestep, projected_condition=torch.cat(conditions)).sample
+                predictions = joint.chunk(len(tiles))
+            for tile, weight, prediction in zip(tiles, self.weights[first : first + len(tiles)], predictions):
+                rows, cols = tile.hr_slices(self.scale)
+                blended[:, :, rows, cols] += prediction.float() * weight
         return blended * self.normaliser
