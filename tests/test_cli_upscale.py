@@ -7,6 +7,7 @@ import PIL.Image
 import pytest
 import torch
 
+from srdiff_diffusers import SRDiffPipeline
 from srdiff_diffusers.cli import main
 from srdiff_diffusers.commands import speed, upscale
 from srdiff_diffusers.seeds import sample_seed
@@ -33,7 +34,9 @@ def inputs(tmp_path):
 
 
 def upscale_cli(*args, model_dir, out, steps=1):
-    return main(["upscale", *map(str, args), "-o", str(out), "--model", model_dir, "--steps", str(steps), "--seed", "0"])
+    # ddpm unless `args` names another sampler (the later option wins): the pipeline's own default, to compare with
+    return main(["upscale", "--scheduler", "ddpm", *map(str, args), "-o", str(out), "--model", model_dir,
+                 "--steps", str(steps), "--seed", "0"])
 
 
 def test_folder_of_images(model_dir, inputs, tmp_path, capsys):
@@ -260,3 +263,16 @@ def test_keeps_freed_cpu_memory_on_the_cpu(model_dir, inputs, tmp_path, monkeypa
     monkeypatch.setattr(speed, "retain_freed_cpu_memory", lambda: calls.append("cpu"))
     assert upscale_cli(inputs / "odd.png", "--device", "cpu", model_dir=model_dir, out=tmp_path / "out") == 0
     assert calls == ["cpu"]
+
+
+def test_default_sampler_is_ten_ddim_steps(model_dir, inputs, tmp_path, monkeypatch):
+    calls = []
+    original = SRDiffPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        calls.append((type(self.scheduler).__name__, kwargs.get("num_inference_steps")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SRDiffPipeline, "__call__", spy)
+    assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "out"), "--model", model_dir]) == 0
+    assert calls == [("DDIMScheduler", 10)]
