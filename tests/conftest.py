@@ -40,6 +40,14 @@ def tiny_pipeline(scale: int = 4, seed: int = 0) -> SRDiffPipeline:
     return pipe
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    """A saved tiny pipeline folder, for the commands' `--model`."""
+    folder = tmp_path_factory.mktemp("model")
+    tiny_pipeline().save_pretrained(folder)
+    return str(folder)
+
+
 @pytest.fixture
 def pipe() -> SRDiffPipeline:
     return tiny_pipeline()

@@ -15,13 +15,6 @@ from srdiff_diffusers.seeds import sample_seed
 from conftest import tiny_pipeline
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    tiny_pipeline().save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture
 def inputs(tmp_path):
     folder = tmp_path / "in"

@@ -22,13 +22,6 @@ from conftest import REPO_ROOT, tiny_pipeline
 NESTED = ["a.png", "b.png", "sub/c.png", "sub/d.png", "sub/deeper/e.png", "sub/deeper/f.png"]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    tiny_pipeline().save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture
 def nested_inputs(tmp_path):
     """Six small images in nested folders, of two sizes (so batches mix sizes)."""
