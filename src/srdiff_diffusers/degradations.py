@@ -118,9 +118,6 @@ class DegradationConfig:
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def check(self) -> None:
         """Raises `ValueError` for a setting that cannot be sampled, naming it."""
         for name in ("first", "second"):
@@ -298,8 +295,12 @@ def _apply_order(image: torch.Tensor, order: DegradationOrder, rng, generator, s
     if rng.random() < order.blur_prob:
         image = blur(image, random_kernel(rng, order))
     direction = _choice(rng, order.resize_probs)
-    factor = {"up": lambda: rng.uniform(1, order.resize_range[1]), "down": lambda: rng.uniform(order.resize_range[0], 1),
-              "keep": lambda: 1.0}[direction]()  # fmt: skip
+    if direction == "up":
+        factor = rng.uniform(1, order.resize_range[1])
+    elif direction == "down":
+        factor = rng.uniform(order.resize_range[0], 1)
+    else:
+        factor = 1.0
     mode = RESIZE_MODES[int(rng.integers(len(RESIZE_MODES)))]
     image = resize(image, (size[0] * factor, size[1] * factor), mode)
     gray = bool(rng.random() < order.gray_noise_prob)

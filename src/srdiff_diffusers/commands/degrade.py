@@ -3,15 +3,14 @@
 
 import argparse
 from pathlib import Path
+
 import numpy as np
 import PIL.Image
-import torch
 
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image, save_png
 from ..seeds import image_seed
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from .upscale import IMAGE_SUFFIXES
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -162,10 +162,15 @@ def face_preset(hr: torch.Tensor) -> torch.Tensor:
     return imresize(hr, size=(FACE_SIZE, FACE_SIZE))
 
 
+def crop_to_multiple(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The top-left part of an HR image whose sides are multiples of `scale`, so that it has an exact LR."""
+    height, width = hr.shape[-2:]
+    return hr[..., : height - height % scale, : width - width % scale]
+
+
 def make_lr(hr: torch.Tensor, scale: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Crops a uint8 HR image to a multiple of `scale` and makes its LR with MATLAB bicubic, as benchmark sets are."""
-    height, width = hr.shape[-2:]
-    hr = hr[..., : height - height % scale, : width - width % scale]
+    hr = crop_to_multiple(hr, scale)
     return hr, imresize(hr, scale=1 / scale)
 
 
@@ -348,8 +353,7 @@ class SRPatchDataset(Dataset):
             s = self.scale
             pair = (hr[:, : lr.shape[1] * s, : lr.shape[2] * s], lr)
         elif self.degradation is not None:  # the LR is made per patch
-            height, width = hr.shape[-2:]
-            pair = (hr[:, : height - height % self.scale, : width - width % self.scale], None)
+            pair = (crop_to_multiple(hr, self.scale), None)
         else:
             pair = make_lr(hr, self.scale)
         if self.cache_images:

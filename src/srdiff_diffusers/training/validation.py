@@ -19,7 +19,7 @@ from ..image_processing import imresize
 from ..image_processor import SRDiffImageProcessor
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from ..io import save_png
-from .data import ImageRecord, _to_rgb_uint8, degradation_config, load_hr_images, make_lr
+from .data import ImageRecord, _to_rgb_uint8, crop_to_multiple, degradation_config, load_hr_images, make_lr
 
 
 logger = logging.getLogger(__name__)
@@ -114,8 +114,10 @@ def _validation_pair(
         height, width = hr.shape[-2:]
         top, left = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
         hr = hr[:, top : top + crop, left : left + crop]
-    hr, lr = make_lr(hr, scale)
-    if degradation is not None:
+    if degradation is None:
+        hr, lr = make_lr(hr, scale)
+    else:
+        hr = crop_to_multiple(hr, scale)
         lr = degrade_uint8(hr, scale, np.random.default_rng([seed, 4]), degradation)
     return hr[None], lr[None]
 
