@@ -923,3 +923,46 @@ def test_pretrained_unet_warm_starts_the_noise_predictor(tmp_path, encoder_dir):
     with pytest.raises(ValueError, match="holds another U-Net"):
         train(tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--pretrained_unet", str(warm),
               "--unet_block_out_channels", "8,16,32", "--max_train_steps", "1", output="other")  # fmt: skip
+
+
+def test_max_train_minutes_stops_in_time_saves_and_resumes(tmp_path, encoder_dir):
+    """A time budget (GPU scripts): the run stops, checkpoints the step it reached, saves the model, reports throughput."""
+    common = ["--pretrained_encoder", str(encoder_dir), "--checkpointing_steps", "1000", "--train_batch_size", "2"]
+    result = train(tmp_path, "diffusion", *common, "--max_train_steps", "100000", "--max_train_minutes", "0.05")
+    stopped = result.global_step
+    assert 1 <= stopped < 100000
+    assert [Path(p).name for p in list_checkpoints(tmp_path / "out")] == [f"checkpoint-{stopped}"]
+    assert (tmp_path / "out" / "model_index.json").is_file()
+    assert result.steps_per_second > 0 and result.samples_per_second == pytest.approx(2 * result.steps_per_second)
+    assert stopped / result.steps_per_second == pytest.approx(3.0, abs=1.5)  # 0.05 minutes, plus at most one step
+    AcceleratorState._reset_state(reset_partial_state=True)
+    resumed = train(tmp_path, "diffusion", *common, "--max_train_steps", str(stopped + 2), "--max_train_minutes", "5",
+                    "--resume_from_checkpoint", "latest", "--overwrite_output_dir")  # fmt: skip
+    assert sorted(resumed.losses) == [stopped + 1, stopped + 2]
+    with pytest.raises(ValueError, match="`--max_train_minutes` must be a positive number"):
+        train(tmp_path, "diffusion", *common, "--max_train_minutes", "0", output="zero")
+
+
+def test_export_in_float16_sharded(tmp_path, encoder_dir):
+    """`srdiff export --dtype float16 --max_shard_size`: half the bytes, no file over the limit, the rounded weights."""
+    from srdiff_diffusers.cli import main as srdiff
+
+    train(tmp_path, "diffusion", "--pretrained_encoder", str(encoder_dir), "--max_train_steps", "2",
+          "--checkpointing_steps", "2")  # fmt: skip
+    checkpoint = str(tmp_path / "out" / "checkpoint-2")
+    export = ["export", checkpoint, "--pretrained_encoder", str(encoder_dir), "--output_dir"]
+    assert srdiff([*export, str(tmp_path / "fp32")]) == 0
+    assert srdiff([*export, str(tmp_path / "fp16"), "--dtype", "float16", "--max_shard_size", "20KB"]) == 0
+    for folder in ("unet", "encoder"):
+        shards = sorted((tmp_path / "fp16" / folder).glob("*.safetensors"))
+        # the limit counts tensor bytes (20KB = 20,000); each file adds its JSON header, a few KB here
+        assert len(shards) > 1 and all(p.stat().st_size <= 24_000 for p in shards), shards
+        assert (tmp_path / "fp16" / folder / "diffusion_pytorch_model.safetensors.index.json").is_file()
+        full = (tmp_path / "fp32" / folder / "diffusion_pytorch_model.safetensors").stat().st_size
+        assert sum(p.stat().st_size for p in shards) < 0.6 * full
+    full, half = (SRDiffPipeline.from_pretrained(tmp_path / folder) for folder in ("fp32", "fp16"))
+    assert half.unet.dtype == torch.float32  # half-precision files load into the default dtype
+    for name in ("unet", "encoder"):
+        weights = getattr(full, name).state_dict()
+        for key, value in getattr(half, name).state_dict().items():  # every tensor, from its shard
+            assert torch.equal(value, weights[key].half().float()), key

@@ -20,9 +20,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="Replace a pipeline already in --output_dir.")
     parser.add_argument("--residual_rescale", type=float, default=2.0, help="The run's --residual_rescale.")
     parser.add_argument("--lr_upscale_divisor", type=float, default=255.0, help="The run's --lr_upscale_divisor.")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                        help="Save the weights in this precision (float16: half the size); default: the run's.")
+    parser.add_argument("--max_shard_size", default=None,
+                        help="Split each model's weights into files of at most this size, e.g. 15MB.")
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ..training import export_pipeline
 
     export_pipeline(
@@ -33,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         residual_rescale=args.residual_rescale,
         lr_upscale_divisor=args.lr_upscale_divisor,
+        dtype=getattr(torch, args.dtype) if args.dtype else None,
+        max_shard_size=args.max_shard_size,
     )
     print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
     return 0

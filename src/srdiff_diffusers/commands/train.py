@@ -93,6 +93,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimisation")
     g.add_argument("--train_batch_size", type=int, default=16, help="Batch size per device.")
     g.add_argument("--max_train_steps", type=int, default=300000, help="Optimizer steps in total.")
+    g.add_argument("--max_train_minutes", type=float, default=None,
+                   help="Also stop after this many minutes of training in this process (a checkpoint and the final "
+                        "model are saved; a resumed run continues the step count), for a fixed time budget.")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
     g.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate (paper: 2e-4).")
     g.add_argument("--lr_decay_steps", type=int, default=100000, help="Halve the learning rate every N steps.")

@@ -15,8 +15,13 @@ class ReadableWeightsMixin:
     Put it before `ModelMixin` in the bases.
     """
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        result = super().save_pretrained(save_directory, *args, **kwargs)
+    # The keywords are named because `DiffusionPipeline.save_pretrained` passes only those its models' signature names.
+    def save_pretrained(self, save_directory, *args, safe_serialization=True, variant=None, max_shard_size="10GB",
+                        **kwargs):  # fmt: skip
+        result = super().save_pretrained(
+            save_directory, *args, safe_serialization=safe_serialization, variant=variant,
+            max_shard_size=max_shard_size, **kwargs,
+        )  # fmt: skip
         if os.name == "posix" and os.path.isdir(save_directory):
             mask = os.umask(0)  # reading the umask means setting it; put it straight back
             os.umask(mask)

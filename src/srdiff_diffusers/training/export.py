@@ -11,7 +11,7 @@ in the same way as an EMA.
 """
 
 import os
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from diffusers.configuration_utils import FrozenDict
@@ -62,6 +62,8 @@ def export_pipeline(
     overwrite: bool = False,
     residual_rescale: float = 2.0,
     lr_upscale_divisor: float = 255.0,
+    dtype: Optional[torch.dtype] = None,
+    max_shard_size: Optional[Union[int, str]] = None,
 ) -> SRDiffPipeline:
     r"""
     Builds and saves the pipeline of a stage-`diffusion` checkpoint, or of the mean of several checkpoints' weights.
@@ -75,6 +77,10 @@ def export_pipeline(
         overwrite (`bool`, *optional*, defaults to `False`): Allow replacing a pipeline already in `output_dir`.
         residual_rescale (`float`, *optional*, defaults to 2.0): The run's `--residual_rescale`.
         lr_upscale_divisor (`float`, *optional*, defaults to 255.0): The run's `--lr_upscale_divisor`.
+        dtype (`torch.dtype`, *optional*): Save the weights in this dtype (e.g. `torch.float16`, half the size);
+            default: the run's.
+        max_shard_size (`int` or `str`, *optional*): Split each model's weights into files of at most this size
+            (e.g. `"15MB"`), for hosts that limit file sizes; default: one file per model.
 
     Returns:
         [`SRDiffPipeline`]: the saved pipeline.
@@ -118,7 +124,9 @@ def export_pipeline(
         residual_rescale=residual_rescale,
         lr_upscale_divisor=lr_upscale_divisor,
     )
-    pipeline.save_pretrained(output_dir)
+    if dtype is not None:
+        pipeline.to(dtype=dtype)
+    pipeline.save_pretrained(output_dir, max_shard_size=max_shard_size)
     return pipeline
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast, set_seed
 from diffusers.training_utils import EMAModel
 from diffusers.utils.torch_utils import is_compiled_module
 from torch.utils.data import DataLoader
@@ -53,6 +53,8 @@ class TrainingResult:
     validation: Dict[int, Dict[str, float]] = field(default_factory=dict)
     output_dir: Optional[str] = None
     global_step: int = 0
+    steps_per_second: float = 0.0
+    samples_per_second: float = 0.0
 
 
 def check_args(args) -> None:
@@ -102,6 +104,9 @@ def check_args(args) -> None:
                  "lr_decay_steps", "logging_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
+    max_minutes = getattr(args, "max_train_minutes", None)
+    if max_minutes is not None and not 0 < max_minutes < math.inf:
+        raise ValueError(f"`--max_train_minutes` must be a positive number of minutes, got {max_minutes}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
     for name in ("residual_rescale", "lr_upscale_divisor"):
@@ -340,6 +345,12 @@ def step_generator(seed: int, micro_batch: int, process_index: int) -> torch.Gen
     return torch.Generator().manual_seed(int(state))
 
 
+def out_of_time(accelerator: Accelerator, deadline: float) -> bool:
+    """Whether the main process's clock is past `deadline`, told to every process so that all stop at one step."""
+    flag = torch.tensor([float(time.time() >= deadline)], device=accelerator.device)
+    return bool(broadcast(flag, from_process=0).item())
+
+
 def upscale_lr(lr: torch.Tensor, scale: int, lr_upscale_divisor: float = 255.0) -> torch.Tensor:
     """up(LR) of a training batch's LR in [-1, 1], returned in [-1, 1] (`SRDiffFormulas.upscale_lr`)."""
     formulas = SRDiffFormulas(scale, lr_upscale_divisor=lr_upscale_divisor)
@@ -557,9 +568,17 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
     )
     window, step_losses, started = [], [], time.time()
+    first_step = global_step
+    deadline = started + 60 * args.max_train_minutes if getattr(args, "max_train_minutes", None) else math.inf
     micro_batch = global_step * accumulation
     for batch in dataloader:
         if global_step >= args.max_train_steps:
+            break
+        if deadline < math.inf and accelerator.sync_gradients and out_of_time(accelerator, deadline):
+            logger.info(f"`--max_train_minutes` ({args.max_train_minutes}) reached at step {global_step}.")
+            if accelerator.is_main_process and global_step % args.checkpointing_steps:
+                path = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                logger.info(f"Saved state to {path}")
             break
         hr, lr = batch["hr"].to(accelerator.device), batch["lr"].to(accelerator.device)
         with accelerator.accumulate(model):
@@ -618,6 +637,15 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
             accelerator.wait_for_everyone()
     progress.close()
     result.global_step = global_step
+    seconds = time.time() - started
+    if global_step > first_step:
+        result.steps_per_second = (global_step - first_step) / seconds
+        result.samples_per_second = result.steps_per_second * total_batch
+        logger.info(
+            f"throughput: {global_step - first_step} steps in {seconds:.1f} s, {result.steps_per_second:.2f} steps/s, "
+            f"{result.samples_per_second:.1f} samples/s (batch {total_batch}, {accelerator.device}, "
+            f"mixed precision {accelerator.mixed_precision})"
+        )
 
     # 7. final model
     accelerator.wait_for_everyone()
