@@ -105,6 +105,11 @@ def test_blur_with_a_delta_kernel_is_identity_and_keeps_a_flat_image():
     assert torch.allclose(deg.blur(image, delta), image, atol=1e-6)
     flat = torch.full((1, 3, 32, 32), 0.3)
     assert torch.allclose(deg.blur(flat, deg.anisotropic_gaussian_kernel(21, 3, 1, 0.5)), flat, atol=1e-6)
+    # smaller than half the kernel (a tiny patch's LR): the borders are replicated, as F.pad's "replicate" does
+    tiny, kernel = photo(32)[None][..., :8, :8], deg.anisotropic_gaussian_kernel(21, 2.0, 1.0, 0.3)
+    padded = torch.nn.functional.pad(tiny, (10, 10, 10, 10), mode="replicate")
+    expected = torch.nn.functional.conv2d(padded, kernel.expand(3, 1, 21, 21).flip(-1, -2), groups=3)
+    assert torch.allclose(deg.blur(tiny, kernel), expected, atol=1e-6)
 
 
 # --- noise, JPEG ---------------------------------------------------------------------------------------------

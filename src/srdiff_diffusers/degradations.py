@@ -238,7 +238,9 @@ def blur(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     import kornia.filters
 
     kernel = kernel.to(image)
-    return kornia.filters.filter2d(image, kernel[None] if kernel.ndim == 2 else kernel, border_type="reflect")
+    # Reflection needs the image wider than half the kernel: tiny patches (a 32 px HR patch's 8 px LR) replicate.
+    border = "reflect" if min(image.shape[-2:]) > kernel.shape[-1] // 2 else "replicate"
+    return kornia.filters.filter2d(image, kernel[None] if kernel.ndim == 2 else kernel, border_type=border)
 
 
 def resize(image: torch.Tensor, size: Tuple[int, int], mode: str) -> torch.Tensor:
