@@ -13,5 +13,8 @@ grep -qxF '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/e
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
     diffusers==0.42.1 kornia==0.9.0 kornia_rs==0.2.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
-du -sh data/gpu .whl
+# what travels: the tracked files, the untracked ones git does not ignore, and the two carried folders (64 MiB at most)
+total=$( (git ls-files -z --cached --others --exclude-standard; find data/gpu .whl -type f -print0) | du -cb --files0-from=- | tail -1 | cut -f1)
+echo "travels: $((total / 1048576)) MiB of the 64 MiB a device call takes"
+[ "$total" -le $((64 * 1048576)) ] || { echo "too large for one device call: carry less" >&2; exit 1; }
 echo 'run(command="bash benchmarks/gpu/train_realistic.sh", carry=["data/gpu", ".whl"], timeout_s=600)'
