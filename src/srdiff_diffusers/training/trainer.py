@@ -104,9 +104,8 @@ def check_args(args) -> None:
                  "lr_decay_steps", "logging_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
-    max_minutes = getattr(args, "max_train_minutes", None)
-    if max_minutes is not None and not 0 < max_minutes < math.inf:
-        raise ValueError(f"`--max_train_minutes` must be a positive number of minutes, got {max_minutes}.")
+    if args.max_train_minutes is not None and not 0 < args.max_train_minutes < math.inf:
+        raise ValueError(f"`--max_train_minutes` must be a positive number of minutes, got {args.max_train_minutes}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         raise ValueError(f"`--checkpoints_total_limit` must be >= 1, got {args.checkpoints_total_limit}.")
     for name in ("residual_rescale", "lr_upscale_divisor"):
@@ -569,7 +568,7 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
     )
     window, step_losses, started = [], [], time.time()
     first_step = global_step
-    deadline = started + 60 * args.max_train_minutes if getattr(args, "max_train_minutes", None) else math.inf
+    deadline = started + 60 * args.max_train_minutes if args.max_train_minutes else math.inf
     micro_batch = global_step * accumulation
     for batch in dataloader:
         if global_step >= args.max_train_steps:
