@@ -62,7 +62,8 @@ def main() -> None:
                    ("bicubic", PIL.Image.fromarray((bicubic * 255).round().astype(np.uint8)))]  # fmt: skip
         for name, pipe in pipes.items():
             generator = torch.Generator().manual_seed(args.seed)
-            columns.append((f"SRDiff {name}", pipe(lr, num_inference_steps=args.steps, generator=generator).images[0]))
+            sample = pipe(lr, num_inference_steps=args.steps, generator=generator).images[0]
+            columns.append((f"SRDiff {Path(name).name}", sample))
         if args.hr_dir:
             hr = PIL.Image.open(next(Path(args.hr_dir).glob(f"{stem}.*"))).convert("RGB").crop((0, 0, *size))
             columns.append(("HR", hr))
