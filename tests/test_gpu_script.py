@@ -36,7 +36,7 @@ def test_gpu_script_runs_shrunk_on_the_cpu(tmp_path):
     subprocess.run(degrade, check=True, env=env, capture_output=True, timeout=120)
     results = tmp_path / "results"
     env.update(
-        PYTHON=sys.executable, DATA=str(data), OUT=str(results), WORK=str(tmp_path / "work"), RRDB_MINUTES="0.02",
+        PYTHON=sys.executable, WHEELS="", DATA=str(data), OUT=str(results), WORK=str(tmp_path / "work"), RRDB_MINUTES="0.02",
         UNET_MINUTES="0.02", RRDB_SIZE="--rrdb_num_features 8 --rrdb_num_blocks 2", UNET_WIDTHS="8,16,16,32",
         BATCH="2", RESOLUTION="32", PRECISION="no", WORKERS="0", OMP_WAIT_POLICY="PASSIVE",
     )

@@ -926,7 +926,7 @@ def test_pretrained_unet_warm_starts_the_noise_predictor(tmp_path, encoder_dir):
 
 
 def test_max_train_minutes_stops_in_time_saves_and_resumes(tmp_path, encoder_dir):
-    """A time budget (GPU scripts): the run stops, checkpoints the step it reached, saves the model, reports throughput."""
+    """A time budget (GPU scripts): the run stops, checkpoints the step reached, saves the model, reports throughput."""
     common = ["--pretrained_encoder", str(encoder_dir), "--checkpointing_steps", "1000", "--train_batch_size", "2"]
     result = train(tmp_path, "diffusion", *common, "--max_train_steps", "100000", "--max_train_minutes", "0.05")
     stopped = result.global_step
@@ -960,6 +960,9 @@ def test_export_in_float16_sharded(tmp_path, encoder_dir):
         assert (tmp_path / "fp16" / folder / "diffusion_pytorch_model.safetensors.index.json").is_file()
         full = (tmp_path / "fp32" / folder / "diffusion_pytorch_model.safetensors").stat().st_size
         assert sum(p.stat().st_size for p in shards) < 0.6 * full
+    for bad in ("banana", "15GiB", "0"):  # refused before anything is written
+        assert srdiff([*export, str(tmp_path / "bad"), "--max_shard_size", bad]) == 2
+        assert not (tmp_path / "bad").exists()
     full, half = (SRDiffPipeline.from_pretrained(tmp_path / folder) for folder in ("fp32", "fp16"))
     assert half.unet.dtype == torch.float32  # half-precision files load into the default dtype
     for name in ("unet", "encoder"):

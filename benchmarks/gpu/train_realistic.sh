@@ -4,8 +4,9 @@
 # Run on the device (after benchmarks/gpu/prepare.sh here); the variables below shrink it for a CPU smoke test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ -d .whl ]; then  # the packages the device image lacks (prepare.sh)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+WHEELS=${WHEELS-.whl}  # the packages the device image lacks (prepare.sh); WHEELS= skips them
+if [ -n "$WHEELS" ] && [ -d "$WHEELS" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
     export PYTHONPATH=/tmp/site
 fi
 # no progress bars in the log that comes back: the loss lines every 100 steps say where it is

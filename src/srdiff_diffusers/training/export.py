@@ -11,6 +11,7 @@ in the same way as an EMA.
 """
 
 import os
+import re
 from typing import Optional, Sequence, Union
 
 import torch
@@ -93,6 +94,16 @@ def export_pipeline(
             raise TypeError(f"`{name}` must be a folder path, got {type(path).__name__}.")
     if checkpoint is None or isinstance(checkpoint, bytes):
         raise TypeError(f"`checkpoint` must be a checkpoint-N folder path or a list of them, got {checkpoint!r}.")
+    if isinstance(max_shard_size, str) and max_shard_size.strip().isdigit():
+        max_shard_size = int(max_shard_size)
+    if max_shard_size is not None and not (
+        (isinstance(max_shard_size, int) and max_shard_size > 0)
+        or (isinstance(max_shard_size, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]B\s*", max_shard_size, re.I))
+    ):
+        raise ValueError(
+            f"`max_shard_size` must be a size such as 15MB (KB, MB, GB or TB) or a number of bytes, "
+            f"got {max_shard_size!r}."
+        )
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     if not checkpoints:
         raise ValueError("Give at least one checkpoint to export.")
