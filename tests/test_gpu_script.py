@@ -4,10 +4,7 @@ minutes are not lost to a typo: both stages under a time budget, the float16 sha
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
-import PIL.Image
 import pytest
 
 from conftest import REPO_ROOT
@@ -15,30 +12,22 @@ from conftest import REPO_ROOT
 pytest.importorskip("kornia", reason="the realistic degradations need kornia (pip install 'srdiff-diffusers[train]')")
 pytest.importorskip("datasets", reason="training needs datasets (pip install 'srdiff-diffusers[train]')")
 
-
-def write_photos(folder: Path, count: int, size: int) -> None:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:size, 0:size] / size
-    for i in range(count):
-        image = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * (rng.uniform(1, 3) * y + rng.uniform(1, 3) * x))
-                          for _ in range(3)], -1)  # fmt: skip
-        PIL.Image.fromarray((image * 255).round().astype(np.uint8)).save(folder / f"img_{i:03d}.png")
+from test_training import write_images  # noqa: E402
 
 
 def test_gpu_script_runs_shrunk_on_the_cpu(tmp_path):
     data = tmp_path / "data"
-    write_photos(data / "BSD100-HR", 3, 64)
-    write_photos(data / "Set14-HR", 1, 48)
+    write_images(data / "BSD100-HR", 3, size=(64, 64))
+    write_images(data / "Set14-HR", 1, size=(48, 48))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
     degrade = [sys.executable, "-m", "srdiff_diffusers", "degrade", "--hr-dir", str(data / "Set14-HR"), "-o",
                str(data / "Set14-real-LR"), "--seed", "0"]  # fmt: skip
     subprocess.run(degrade, check=True, env=env, capture_output=True, timeout=120)
     results = tmp_path / "results"
     env.update(
-        PYTHON=sys.executable, WHEELS="", DATA=str(data), OUT=str(results), WORK=str(tmp_path / "work"), RRDB_MINUTES="0.02",
-        UNET_MINUTES="0.02", RRDB_SIZE="--rrdb_num_features 8 --rrdb_num_blocks 2", UNET_WIDTHS="8,16,16,32",
-        BATCH="2", RESOLUTION="32", PRECISION="no", WORKERS="0", OMP_WAIT_POLICY="PASSIVE",
+        PYTHON=sys.executable, WHEELS="", DATA=str(data), OUT=str(results), WORK=str(tmp_path / "work"),
+        RRDB_MINUTES="0.02", UNET_MINUTES="0.02", RRDB_SIZE="--rrdb_num_features 8 --rrdb_num_blocks 2",
+        UNET_WIDTHS="8,16,16,32", BATCH="2", RESOLUTION="32", PRECISION="no", WORKERS="0", OMP_WAIT_POLICY="PASSIVE",
     )
     run = subprocess.run(["bash", str(REPO_ROOT / "benchmarks/gpu/train_realistic.sh")], env=env, text=True,
                          capture_output=True, timeout=400)  # fmt: skip
