@@ -1,5 +1,6 @@
 """`srdiff upscale` through `srdiff_diffusers.cli.main`, with a tiny saved pipeline."""
 
+import json
 import shutil
 
 import numpy as np
@@ -269,3 +270,22 @@ def test_default_sampler_is_ten_ddim_steps(model_dir, inputs, tmp_path, monkeypa
     monkeypatch.setattr(SRDiffPipeline, "__call__", spy)
     assert main(["upscale", str(inputs / "odd.png"), "-o", str(tmp_path / "out"), "--model", model_dir]) == 0
     assert calls == [("DDIMScheduler", 10)]
+
+
+def test_temperature_reaches_the_pipeline_and_the_manifest(model_dir, inputs, tmp_path, capsys):
+    out, manifest = tmp_path / "out", tmp_path / "manifest.jsonl"
+    args = [inputs / "odd.png", "--temperature", "0.5", "--manifest", manifest]
+    assert upscale_cli(*args, model_dir=model_dir, out=out, steps=2) == 0
+    with PIL.Image.open(inputs / "odd.png") as image:
+        seed = sample_seed(0, "odd.png")
+        expected = tiny_pipeline()(
+            image, num_inference_steps=2, generator=[torch.Generator().manual_seed(seed)], temperature=0.5
+        ).images[0]
+        default = tiny_pipeline()(image, num_inference_steps=2, generator=[torch.Generator().manual_seed(seed)]).images[0]
+    with PIL.Image.open(out / "odd_x4.png") as image:
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(expected))
+        assert not np.array_equal(np.asarray(image), np.asarray(default))
+    assert json.loads(manifest.read_text().splitlines()[0])["temperature"] == 0.5
+    for bad in ("-1", "nan"):
+        assert upscale_cli(inputs / "odd.png", "--temperature", bad, model_dir=model_dir, out=tmp_path / "o") == 2
+        assert "--temperature must be a number >= 0" in capsys.readouterr().err

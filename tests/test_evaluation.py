@@ -557,3 +557,23 @@ def test_set14_bicubic_y_psnr_is_the_literature_value():
         values.append(psnr(bicubic, hr, "y", 4))
     assert len(values) == 14
     assert 25.9 < np.mean(values) < 26.2
+
+
+def test_temperature_is_passed_to_the_sampler_and_keys_the_cache(tmp_path):
+    pipe = tiny_pipeline()
+    pipe.scheduler = pipe.fast_scheduler("ddim")
+    hr = smooth_image(32, seed=4)
+    common = dict(methods=["srdiff"], num_inference_steps=2, lpips=False, progress=False, cache_dir=tmp_path)
+    seen = {}
+    cooled = evaluate_pipeline(
+        pipe, [hr], temperature=0.0, on_image=lambda name, hr, lr, outputs: seen.update(outputs), **common
+    )
+    assert cooled["settings"]["temperature"] == 0.0
+    # Independent reference: the pipeline itself at temperature 0 (DDIM, eta 0: the seed no longer matters).
+    lr = imresize(torch.from_numpy(hr).permute(2, 0, 1), scale=1 / 4).round().clamp(0, 255).byte()
+    direct = pipe(lr.permute(1, 2, 0).numpy(), num_inference_steps=2, temperature=0.0, output_type="np").images[0]
+    assert np.array_equal(seen["srdiff"][0], np.round(direct * 255).astype(np.uint8))
+    # A cached result at temperature 0 is not reused for temperature 1.
+    plain = evaluate_pipeline(pipe, [hr], **common)
+    assert plain["settings"]["computed"] == 1 and plain["settings"]["temperature"] == 1.0
+    assert plain["methods"]["srdiff"]["psnr"] != cooled["methods"]["srdiff"]["psnr"]

@@ -224,6 +224,25 @@ def test_a_scheduler_swapped_in_later_is_checked_before_any_work(pipe):
         assert torch.isfinite(run(pipe, lr, output_type="raw", num_inference_steps=10)).all()
 
 
+def test_temperature_scales_the_starting_noise(pipe):
+    pipe.scheduler = pipe.fast_scheduler("ddim")
+    lr = lr_batch(1, 4, 4)  # HR 16x16: no padding
+    scaled = run(pipe, lr, seed=3, temperature=0.5, output_type="raw")
+    # Independent path: x_T drawn from the same generator, scaled by hand, passed as `latents`.
+    noise = torch.randn((1, 3, 16, 16), generator=seeded(3))
+    given = pipe(lr, num_inference_steps=STEPS, latents=0.5 * noise, output_type="raw").images
+    torch.testing.assert_close(scaled, given, rtol=0, atol=0)
+    assert not torch.equal(scaled, run(pipe, lr, seed=3, output_type="raw"))
+
+
+def test_temperature_zero_makes_deterministic_ddim_ignore_the_seed(pipe):
+    pipe.scheduler = pipe.fast_scheduler("ddim")
+    lr = lr_batch(1, 4, 4)
+    # eta = 0: x_T is DDIM's only noise, so at temperature 0 every seed gives the same image; at 1 they differ.
+    assert torch.equal(run(pipe, lr, seed=0, temperature=0.0), run(pipe, lr, seed=1, temperature=0.0))
+    assert not torch.equal(run(pipe, lr, seed=0), run(pipe, lr, seed=1))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # input forms
 # ---------------------------------------------------------------------------------------------------------------
@@ -431,6 +450,13 @@ def test_bad_arguments(pipe):
     for eta in (-1.0, float("nan"), "0"):
         with pytest.raises(ValueError, match="`eta` must be a number >= 0"):
             pipe(lr, num_inference_steps=1, eta=eta)
+    for temperature in (-0.5, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError, match="`temperature` must be a number >= 0"):
+            pipe(lr, num_inference_steps=1, temperature=temperature)
+    with pytest.raises(ValueError, match="scale your `latents` yourself"):
+        pipe(lr, num_inference_steps=1, temperature=0.5, latents=torch.zeros(1, 3, 24, 20))
+    with pytest.raises(ValueError, match="scale your `latents` yourself"):
+        pipe(lr, num_inference_steps=1, temperature=0.5, init_image=torch.zeros(1, 3, 24, 20))
     with pytest.raises(TypeError, match="`lr_consistency` must be True or False"):
         pipe(lr, num_inference_steps=1, lr_consistency="yes")
     for generator in (0, "cpu", [seeded(0), 1]):

@@ -66,6 +66,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--num-samples", type=int, default=1, help="SRDiff samples per image; sigma needs 2 or more (default: 1)."
     )
     parser.add_argument(
+        "--temperature", type=float, default=1.0,
+        help="Scale of the starting noise (default: 1, the model's own samples). Below 1 is more faithful (higher "
+        "PSNR) but less diverse and less detailed; see docs/schedulers.md.",
+    )  # fmt: skip
+    parser.add_argument(
         "--srdiff-mean",
         action="store_true",
         help="Also report the per-pixel mean of the --num-samples samples (an estimate of the posterior mean: higher "
@@ -270,7 +275,7 @@ def write_reports(results: dict, output_dir: Path, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..commands.upscale import set_scheduler
+    from ..commands.upscale import check_temperature, set_scheduler
     from ..evaluation import evaluate_pipeline
     from ..evaluation.loop import check_evaluable_size
 
@@ -284,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be a positive integer, got {value}")
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be a positive integer, got {args.num_samples}")
+    check_temperature(args.temperature)
     if args.scale is not None and args.scale < 1:
         raise ValueError(f"--scale must be a positive integer, got {args.scale}")
     if args.srdiff_mean and args.num_samples < 2:
@@ -354,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
     writer = FigureWriter(output_dir, names[: args.num_grids])
     settings = dict(
         scale=scale, methods=methods, num_inference_steps=steps, num_samples=args.num_samples, seed=args.seed,
-        crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir, cache_tag=cache_tag, on_image=writer,
+        temperature=args.temperature, crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir, cache_tag=cache_tag, on_image=writer,
     )  # fmt: skip
     computed = None
     if state.num_processes > 1:

@@ -172,6 +172,7 @@ def super_resolve(
     num_inference_steps: int = 100,
     num_samples: int = 1,
     generator: Optional[torch.Generator] = None,
+    temperature: float = 1.0,
 ) -> List[np.ndarray]:
     """
     Super-resolves one uint8 LR image with one method.
@@ -184,6 +185,8 @@ def super_resolve(
         num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
         num_samples (`int`, *optional*, defaults to 1): SRDiff samples (the others are deterministic: one image).
         generator (`torch.Generator`, *optional*): SRDiff's randomness.
+        temperature (`float`, *optional*, defaults to 1.0): Scale of SRDiff's starting noise (see
+            [`SRDiffPipeline.__call__`]).
 
     Returns:
         `List[np.ndarray]`: `(H*s)x(W*s)x3` uint8 images.
@@ -213,6 +216,7 @@ def super_resolve(
             num_inference_steps=num_inference_steps,
             num_images_per_prompt=num_samples,
             generator=generator,
+            temperature=temperature,
             output_type="np",
         ).images
         images = [SRDiffImageProcessor.numpy_to_uint8(image) for image in images]
@@ -370,6 +374,7 @@ def evaluate_pipeline(
     num_inference_steps: int = 100,
     num_samples: int = 1,
     seed: int = 0,
+    temperature: float = 1.0,
     crop: Optional[int] = None,
     lpips: Union[bool, LPIPSScorer] = True,
     cache_dir: Optional[Union[str, os.PathLike]] = None,
@@ -396,6 +401,8 @@ def evaluate_pipeline(
             and the diversity sigma needs at least 2.
         seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded from it and the image's
             name ([`~srdiff_diffusers.seeds.sample_seed`]), so results do not depend on the other images or processes.
+        temperature (`float`, *optional*, defaults to 1.0): Scale of SRDiff's starting noise (see
+            [`SRDiffPipeline.__call__`]).
         crop (`int`, *optional*): Center-crop HR to `crop x crop` first (see [`prepare_pair`]), for quick runs.
         lpips (`bool` or [`LPIPSScorer`], *optional*, defaults to `True`): Compute LPIPS when the optional `lpips`
             package and its weights are available; `False` skips it.
@@ -473,6 +480,8 @@ def evaluate_pipeline(
             "num_samples": num_samples,
             "seed": seed,
             "seeding": "sha256",  # per-image seeds of `srdiff_diffusers.seeds`, not the crc32 ones of before
+            # absent at 1, so that results cached before the option existed stay valid
+            **({"temperature": float(temperature)} if temperature != 1 else {}),
         },
     }
     keys["srdiff_mean"] = keys["srdiff"]  # one file per method: the same settings make the same mean
@@ -505,6 +514,7 @@ def evaluate_pipeline(
                         num_inference_steps=num_inference_steps,
                         num_samples=num_samples,
                         generator=generator,
+                        temperature=temperature,
                     )
                 # The mean is one image: no sigma for it (None, not 0).
                 metrics = image_metrics(images, hr, lr, scale=scale, lpips_scorer=scorer, deterministic=not stochastic)
@@ -530,6 +540,7 @@ def evaluate_pipeline(
             "num_inference_steps": num_inference_steps if uses_srdiff else None,
             "scheduler": scheduler_name if uses_srdiff else None,
             "num_samples": num_samples if uses_srdiff else None,
+            "temperature": temperature if uses_srdiff else None,
             "seed": seed,
             "crop": crop,
             "lr_given": lr_images is not None,

@@ -135,7 +135,8 @@ def markdown_table(results: dict, title: Optional[str] = None) -> str:
         lines += [
             "",
             f"SRDiff: {settings['num_inference_steps']} steps, {settings.get('scheduler')}, "
-            f"{settings.get('num_samples')} sample(s) per image, seed {settings.get('seed')}.",
+            f"{settings.get('num_samples')} sample(s) per image, seed {settings.get('seed')}"
+            + (f", temperature {settings['temperature']:g}." if settings.get("temperature", 1) != 1 else "."),
         ]
     return "\n".join(lines) + "\n"
 
