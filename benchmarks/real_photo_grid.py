@@ -8,6 +8,7 @@ a crop of the image so that the detail shows.
         --model bicubic --model realistic -o docs/set14_real_grid.png
 
 Without `--hr-dir` (real photos without ground truth, e.g. your own JPEGs), the HR column is left out.
+`--temperatures 1,0.7,0.4` shows each model at several sampling temperatures (one column each).
 """
 
 import argparse
@@ -39,9 +40,11 @@ def main() -> None:
     parser.add_argument("--scheduler", default="ddim", help="Sampler of `pipe.fast_scheduler`, or ddpm.")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperatures", default="1", help="Comma-separated sampling temperatures (default: 1).")
     parser.add_argument("--crop", type=int, default=160, help="HR crop side shown (centred).")
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
+    temperatures = [float(value) for value in args.temperatures.split(",")]
 
     pipes = {}
     for name in args.model:
@@ -61,9 +64,11 @@ def main() -> None:
         columns = [("LR (nearest)", lr.resize(size, PIL.Image.Resampling.NEAREST)),
                    ("bicubic", PIL.Image.fromarray((bicubic * 255).round().astype(np.uint8)))]  # fmt: skip
         for name, pipe in pipes.items():
-            generator = torch.Generator().manual_seed(args.seed)
-            sample = pipe(lr, num_inference_steps=args.steps, generator=generator).images[0]
-            columns.append((f"SRDiff {Path(name).name}", sample))
+            for temperature in temperatures:
+                generator = torch.Generator().manual_seed(args.seed)
+                sample = pipe(lr, num_inference_steps=args.steps, generator=generator, temperature=temperature)
+                label = f"SRDiff {Path(name).name}" + (f", T {temperature:g}" if len(temperatures) > 1 else "")
+                columns.append((label, sample.images[0]))
         if args.hr_dir:
             hr = PIL.Image.open(next(Path(args.hr_dir).glob(f"{stem}.*"))).convert("RGB").crop((0, 0, *size))
             columns.append(("HR", hr))
