@@ -207,6 +207,15 @@ def test_upscale_endpoint_gives_4x_and_is_seeded(client, files):
     assert np.abs(pixels(other).astype(int) - pixels(png)).mean() > 1
 
 
+def test_temperature_zero_makes_ddim_ignore_the_seed(client, files):
+    _, _, _, png, status = upscale(client, files["good.png"], seed=3, temperature=0)
+    assert "temperature 0," in status
+    other = upscale(client, files["good.png"], seed=4, temperature=0)[3]
+    np.testing.assert_array_equal(pixels(other), pixels(png))  # x_T = 0 and DDIM (eta 0) adds no noise
+    at_one = upscale(client, files["good.png"], seed=3)[3]
+    assert np.abs(pixels(at_one).astype(int) - pixels(png)).mean() > 1
+
+
 def test_samples_gallery_and_mean(client, files):
     _, _, gallery, png, status = upscale(client, files["good.png"], samples=3, show_mean=True)
     assert gallery["visible"] is True and len(gallery["value"]) == 3
@@ -272,6 +281,8 @@ def test_cmyk_and_sixteen_bit_are_converted_and_said_so(client, files):
         ({"steps": 101}, "Steps must be at most 100"),
         ({"samples": 9}, "Samples must be a whole number from 1 to 4"),
         ({"tile_size": "big"}, "Tile size"),
+        ({"temperature": -0.5}, "Temperature must be a number of at least 0"),
+        ({"temperature": "warm"}, "Temperature must be a number of at least 0"),
     ],
 )
 def test_bad_settings_get_a_message(client, files, settings, message):

@@ -100,6 +100,19 @@ def _tile_size(value):
     return _whole(value, "Tile size (LR pixels; or auto, none)", 1)
 
 
+def _temperature(value) -> float:
+    """The sampling temperature from a form or API value: a number >= 0 (1 = the model's own samples)."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < math.inf:
+        raise _refuse(f"Temperature must be a number of at least 0 (1: the model's own samples), got {value!r}.")
+    return float(number)
+
+
 def _checkbox(value, what: str) -> bool:
     if not isinstance(value, bool):
         raise _refuse(f"{what} must be true or false, got {value!r}.")
@@ -188,6 +201,7 @@ def build_demo(
         tile_size,
         lr_consistency,
         show_mean,
+        temperature,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -197,6 +211,7 @@ def build_demo(
         tile_size = _tile_size(tile_size)
         lr_consistency = _checkbox(lr_consistency, "LR consistency")
         show_mean = _checkbox(show_mean, "Show the mean")
+        temperature = _temperature(temperature)
         path, name = _upload_file(image)
         try:
             upload = read_upload(path, name, max_pixels)
@@ -225,6 +240,7 @@ def build_demo(
                 tile_size,
                 lr_consistency,
                 show_mean,
+                temperature,
                 on_step=lambda done, total: progress((done, total), desc="Denoising", unit="steps"),
                 cancel=cancel,
             )
@@ -243,7 +259,8 @@ def build_demo(
         hr_w, hr_h = result.after.size
         what = f"the mean of {samples} samples" if show_mean and samples > 1 else f"{samples} sample(s)"
         done = f"**{lr_w}x{lr_h} -> {hr_w}x{hr_h}** in {result.seconds:.1f} s: {what}, {SAMPLER_LABELS[sampler]}"
-        status = " ".join([f"{done}, {steps} steps, seed {seed}."] + upload.notes)
+        at = f", temperature {temperature:g}" if temperature != 1 else ""
+        status = " ".join([f"{done}, {steps} steps{at}, seed {seed}."] + upload.notes)
         gallery = gr.Gallery(value=result.samples if samples > 1 else None, visible=samples > 1)
         return (result.before, result.after), gallery, str(result.png), status
 
@@ -294,6 +311,10 @@ def build_demo(
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                         samples = gr.Slider(1, max_samples, value=1, step=1, label="Samples")
                     show_mean = gr.Checkbox(False, label="Show the per-pixel mean of the samples (smoother)")
+                    temperature = gr.Slider(
+                        0, 1.5, value=1, step=0.05, label="Temperature",
+                        info="1: the model's own samples; lower: more faithful, less detailed",
+                    )
                     with gr.Row():
                         tile_size = gr.Dropdown(
                             ["auto", "none", "64", "128", "256"],
@@ -330,7 +351,7 @@ def build_demo(
         )
         running = run.click(
             upscale,
-            [image, model, sampler, steps, seed, samples, tile_size, lr_consistency, show_mean],
+            [image, model, sampler, steps, seed, samples, tile_size, lr_consistency, show_mean, temperature],
             [slider, gallery, download, status],
             api_name="upscale",
             preprocess=False,

@@ -138,6 +138,7 @@ class DemoModels:
         tile_size: Union[int, str, None],
         lr_consistency: bool,
         show_mean: bool,
+        temperature: float,
         on_step: Callable[[int, int], None],
         cancel: threading.Event,
     ) -> Result:
@@ -164,6 +165,7 @@ class DemoModels:
             output_type="np" if upload.sixteen_bit else "pil",
             tile_size=tile_size,
             lr_consistency=lr_consistency,
+            temperature=temperature,
             callback_on_step_end=step_end,
         ).images
         seconds = time.perf_counter() - start
