@@ -360,7 +360,8 @@ def run(args: argparse.Namespace) -> int:
     writer = FigureWriter(output_dir, names[: args.num_grids])
     settings = dict(
         scale=scale, methods=methods, num_inference_steps=steps, num_samples=args.num_samples, seed=args.seed,
-        temperature=args.temperature, crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir, cache_tag=cache_tag, on_image=writer,
+        temperature=args.temperature, crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir,
+        cache_tag=cache_tag, on_image=writer,
     )  # fmt: skip
     computed = None
     if state.num_processes > 1:
