@@ -76,15 +76,22 @@ def _about(seconds: float) -> str:
     return f"about {max(seconds, 1):.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
 
 
-def _whole(value, what: str, low: int, high: Optional[int] = None) -> int:
-    """A whole number in [low, high] from a form or API value, or a `gr.Error` that says what is wrong."""
-    number = value
+def _finite(value) -> Optional[float]:
+    """A form or API value (a number or its text) as a finite number, or None if it is not one."""
     if isinstance(value, str):
         try:
-            number = float(value)
+            value = float(value)
         except ValueError:
-            pass
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _whole(value, what: str, low: int, high: Optional[int] = None) -> int:
+    """A whole number in [low, high] from a form or API value, or a `gr.Error` that says what is wrong."""
+    number = _finite(value)
+    if number is None:
         raise _refuse(f"{what} must be a whole number, got {value!r}.")
     if number != int(number) or number < low or (high is not None and number > high):
         limits = f"from {low} to {high}" if high is not None else f"at least {low}"
@@ -102,13 +109,8 @@ def _tile_size(value):
 
 def _temperature(value) -> float:
     """The sampling temperature from a form or API value: a number >= 0 (1 = the model's own samples)."""
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < math.inf:
+    number = _finite(value)
+    if number is None or number < 0:
         raise _refuse(f"Temperature must be a number of at least 0 (1: the model's own samples), got {value!r}.")
     return float(number)
 
