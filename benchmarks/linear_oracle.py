@@ -1,0 +1,70 @@
+# Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
+"""
+How much PSNR over bicubic a test set leaves to win: for each image, the best linear filter of the bicubic upscale
+(a KxK window of all three channels, plus a constant, per output channel), fitted by least squares *to that image's
+own HR*. No model can use the HR, so this oracle is a generous reference for what a restoring estimate gains, and a
+posterior sample scores about 3 dB below the posterior mean (docs/training.md).
+
+    python benchmarks/linear_oracle.py --hr-dir ../shared/datasets/Set14/HR \
+        --lr-dir data/Set14-real/LR_realistic/X4 --kernel-sizes 7,13
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio
+from tqdm.auto import tqdm
+
+from srdiff_diffusers import imresize
+
+
+def oracle_filter(upscaled: torch.Tensor, hr: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """The least-squares fit of `hr` (3, H, W) by KxK windows of `upscaled` (3, H, W), float64, in gray levels."""
+    pad = kernel_size // 2
+    windows = F.unfold(F.pad(upscaled[None], (pad,) * 4, mode="reflect"), kernel_size)[0]  # (3 K K, H W)
+    features = torch.cat([windows, torch.ones_like(windows[:1])]).T  # (H W, 3 K K + 1)
+    targets = hr.reshape(3, -1).T
+    weights = torch.linalg.lstsq(features, targets, driver="gelsd").solution  # not the normal equations: ill-conditioned
+    return (features @ weights).T.reshape(hr.shape)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    return image.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hr-dir", type=Path, required=True)
+    parser.add_argument("--lr-dir", type=Path, required=True, help="LR images with the HR images' file names.")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--kernel-sizes", default="7,13", help="Comma-separated odd window sides K.")
+    args = parser.parse_args()
+    kernel_sizes = [int(value) for value in args.kernel_sizes.split(",")]
+    if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+        parser.error(f"--kernel-sizes {args.kernel_sizes}: each must be odd and positive.")
+    lr_paths = sorted(args.lr_dir.glob("*.png"))
+    if not lr_paths:
+        parser.error(f"--lr-dir {args.lr_dir}: no PNG images.")
+
+    psnrs = {"bicubic": [], **{k: [] for k in kernel_sizes}}
+    for lr_path in tqdm(lr_paths, desc="Fitting", unit="image"):
+        lr = torch.from_numpy(np.array(PIL.Image.open(lr_path).convert("RGB"))).permute(2, 0, 1)
+        hr = np.array(PIL.Image.open(args.hr_dir / lr_path.name).convert("RGB"))
+        hr = hr[: lr.shape[1] * args.scale, : lr.shape[2] * args.scale]
+        upscaled = imresize(lr[None].float() / 255, scale=args.scale)[0].clamp(0, 1).double() * 255
+        psnrs["bicubic"].append(peak_signal_noise_ratio(hr, to_uint8(upscaled)))
+        hr64 = torch.from_numpy(hr).permute(2, 0, 1).double()
+        for k in kernel_sizes:
+            psnrs[k].append(peak_signal_noise_ratio(hr, to_uint8(oracle_filter(upscaled, hr64, k))))
+    print(f"\n{len(lr_paths)} images of {args.lr_dir} (PSNR: RGB, uint8, whole image)\n\n| estimate | PSNR |\n|---|---:|")
+    for key, values in psnrs.items():
+        label = "bicubic" if key == "bicubic" else f"oracle linear filter, {key}x{key}x3 window"
+        print(f"| {label} | {np.mean(values):.2f} dB |")
+
+
+if __name__ == "__main__":
+    main()
