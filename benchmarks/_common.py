@@ -1,5 +1,6 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Measurement helpers shared by the benchmark scripts: timing, peak memory, conv throughput, FLOP counts, tables."""
+"""Measurement helpers shared by the benchmark scripts: timing, peak memory, conv throughput, FLOP counts, tables,
+test-set pairs."""
 
 import json
 import os
@@ -9,8 +10,11 @@ import statistics
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+import PIL.Image
 import torch
 import torch.nn as nn
 
@@ -248,3 +252,29 @@ def write_json(path: str, payload: Dict[str, object]) -> None:
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=2, default=str)
     os.replace(tmp, path)
+
+
+def add_pair_arguments(parser) -> None:
+    """`--hr-dir`, `--lr-dir` and `--scale` of a test set (e.g. Set14-real, made by `srdiff degrade`)."""
+    parser.add_argument("--hr-dir", type=Path, required=True)
+    parser.add_argument("--lr-dir", type=Path, required=True, help="LR images (PNG) with the HR images' file names.")
+    parser.add_argument("--scale", type=int, default=4)
+
+
+def pair_paths(parser, args) -> List[Tuple[Path, Path]]:
+    """The (LR, HR) paths of `add_pair_arguments`' folders, checked before any work starts."""
+    lr_paths = sorted(args.lr_dir.glob("*.png"))
+    if not lr_paths:
+        parser.error(f"--lr-dir {args.lr_dir}: no PNG images.")
+    missing = [path.name for path in lr_paths if not (args.hr_dir / path.name).is_file()]
+    if missing:
+        parser.error(f"--hr-dir {args.hr_dir} lacks the HR images of {len(missing)} LR images, e.g. {missing[0]}.")
+    print(f"{len(lr_paths)} images of {args.lr_dir}")
+    return [(path, args.hr_dir / path.name) for path in lr_paths]
+
+
+def load_pair(lr_path: Path, hr_path: Path, scale: int) -> Tuple[np.ndarray, np.ndarray]:
+    """LR and HR as uint8 HxWx3 arrays, the HR cropped to `scale` x the LR's size."""
+    lr = np.array(PIL.Image.open(lr_path).convert("RGB"))
+    hr = np.array(PIL.Image.open(hr_path).convert("RGB"))
+    return lr, hr[: lr.shape[0] * scale, : lr.shape[1] * scale]

@@ -10,16 +10,19 @@ posterior sample scores about 3 dB below the posterior mean (docs/training.md).
 """
 
 import argparse
-from pathlib import Path
+import os
+import sys
 
 import numpy as np
-import PIL.Image
 import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio
 from tqdm.auto import tqdm
 
 from srdiff_diffusers import imresize
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
 
 def oracle_filter(upscaled: torch.Tensor, hr: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -38,29 +41,24 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hr-dir", type=Path, required=True)
-    parser.add_argument("--lr-dir", type=Path, required=True, help="LR images with the HR images' file names.")
-    parser.add_argument("--scale", type=int, default=4)
+    _common.add_pair_arguments(parser)
     parser.add_argument("--kernel-sizes", default="7,13", help="Comma-separated odd window sides K.")
     args = parser.parse_args()
     kernel_sizes = [int(value) for value in args.kernel_sizes.split(",")]
     if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
         parser.error(f"--kernel-sizes {args.kernel_sizes}: each must be odd and positive.")
-    lr_paths = sorted(args.lr_dir.glob("*.png"))
-    if not lr_paths:
-        parser.error(f"--lr-dir {args.lr_dir}: no PNG images.")
+    pairs = _common.pair_paths(parser, args)
 
     psnrs = {"bicubic": [], **{k: [] for k in kernel_sizes}}
-    for lr_path in tqdm(lr_paths, desc="Fitting", unit="image"):
-        lr = torch.from_numpy(np.array(PIL.Image.open(lr_path).convert("RGB"))).permute(2, 0, 1)
-        hr = np.array(PIL.Image.open(args.hr_dir / lr_path.name).convert("RGB"))
-        hr = hr[: lr.shape[1] * args.scale, : lr.shape[2] * args.scale]
-        upscaled = imresize(lr[None].float() / 255, scale=args.scale)[0].clamp(0, 1).double() * 255
+    for lr_path, hr_path in tqdm(pairs, desc="Fitting", unit="image"):
+        lr, hr = _common.load_pair(lr_path, hr_path, args.scale)
+        lr01 = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
+        upscaled = imresize(lr01, scale=args.scale)[0].clamp(0, 1).double() * 255
         psnrs["bicubic"].append(peak_signal_noise_ratio(hr, to_uint8(upscaled)))
         hr64 = torch.from_numpy(hr).permute(2, 0, 1).double()
         for k in kernel_sizes:
             psnrs[k].append(peak_signal_noise_ratio(hr, to_uint8(oracle_filter(upscaled, hr64, k))))
-    print(f"\n{len(lr_paths)} images of {args.lr_dir} (PSNR: RGB, uint8, whole image)\n\n| estimate | PSNR |\n|---|---:|")
+    print("\nPSNR: RGB, uint8, whole image\n\n| estimate | PSNR |\n|---|---:|")
     for key, values in psnrs.items():
         label = "bicubic" if key == "bicubic" else f"oracle linear filter, {key}x{key}x3 window"
         print(f"| {label} | {np.mean(values):.2f} dB |")

@@ -9,10 +9,10 @@ prints the mean PSNR (RGB, uint8, whole image: `srdiff evaluate`'s convention) o
 """
 
 import argparse
-from pathlib import Path
+import os
+import sys
 
 import numpy as np
-import PIL.Image
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 from tqdm.auto import tqdm
@@ -20,32 +20,32 @@ from tqdm.auto import tqdm
 from srdiff_diffusers import SRDiffPipeline, resolve_model
 from srdiff_diffusers.evaluation.loop import super_resolve
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="A model name, folder or Hub id.")
-    parser.add_argument("--hr-dir", type=Path, required=True)
-    parser.add_argument("--lr-dir", type=Path, required=True, help="LR images with the HR images' file names.")
+    _common.add_pair_arguments(parser)
     parser.add_argument("--strengths", default="0.1,0.3,0.5", help="Comma-separated strengths in (0, 1).")
     parser.add_argument("--scheduler", default="ddim", help="Sampler of `pipe.fast_scheduler`, or ddpm.")
     parser.add_argument("--steps", type=int, default=10, help="Steps of the full schedule; a strength runs its share.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     strengths = [float(value) for value in args.strengths.split(",")]
-    lr_paths = sorted(args.lr_dir.glob("*.png"))
-    if not lr_paths:
-        parser.error(f"--lr-dir {args.lr_dir}: no PNG images.")
+    pairs = _common.pair_paths(parser, args)
 
     pipe = SRDiffPipeline.from_pretrained(resolve_model(args.model))
     if args.scheduler != "ddpm":
         pipe.scheduler = pipe.fast_scheduler(args.scheduler)
     pipe.set_progress_bar_config(disable=True)
-    scale = pipe.upscale_factor
+    if args.scale != pipe.upscale_factor:
+        parser.error(f"--scale {args.scale}: the model upscales x{pipe.upscale_factor}.")
     psnrs = {"head": [], **{strength: [] for strength in strengths}}
-    for lr_path in tqdm(lr_paths, desc="Refining", unit="image"):
-        lr = np.array(PIL.Image.open(lr_path).convert("RGB"))
-        hr = np.array(PIL.Image.open(args.hr_dir / lr_path.name).convert("RGB"))[: lr.shape[0] * scale, : lr.shape[1] * scale]
-        head = super_resolve("rrdb", lr, scale=scale, pipe=pipe)[0]
+    for lr_path, hr_path in tqdm(pairs, desc="Refining", unit="image"):
+        lr, hr = _common.load_pair(lr_path, hr_path, args.scale)
+        head = super_resolve("rrdb", lr, scale=args.scale, pipe=pipe)[0]
         psnrs["head"].append(peak_signal_noise_ratio(hr, head))
         for strength in strengths:
             generator = torch.Generator().manual_seed(args.seed)
@@ -53,7 +53,7 @@ def main() -> None:
                            generator=generator, output_type="np").images[0]  # fmt: skip
             refined = np.round(np.clip(refined, 0, 1) * 255).astype(np.uint8)
             psnrs[strength].append(peak_signal_noise_ratio(hr, refined))
-    print(f"\n{len(lr_paths)} images of {args.lr_dir}, {args.scheduler} {args.steps} steps\n")
+    print(f"\n{args.scheduler}, {args.steps} steps\n")
     print("| start | PSNR |\n|---|---:|")
     for key, values in psnrs.items():
         print(f"| {'RRDB head' if key == 'head' else f'head, refined at strength {key:g}'} | {np.mean(values):.2f} dB |")

@@ -9,39 +9,36 @@ share of clipped values, and the PSNR of a perfect model that predicts the clipp
 
 import argparse
 import math
-from pathlib import Path
+import os
+import sys
 
 import numpy as np
-import PIL.Image
 import torch
 
 from srdiff_diffusers.image_processor import SRDiffImageProcessor
 from srdiff_diffusers.pipelines.srdiff_formulas import SRDiffFormulas
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
-def load01(path: Path) -> torch.Tensor:
-    with PIL.Image.open(path) as image:
-        return SRDiffImageProcessor.uint8_to_float(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1))
+
+def to_batch01(image: np.ndarray) -> torch.Tensor:
+    return SRDiffImageProcessor.uint8_to_float(torch.from_numpy(image).permute(2, 0, 1))[None]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hr-dir", type=Path, required=True)
-    parser.add_argument("--lr-dir", type=Path, required=True, help="LR images with the HR images' file names.")
-    parser.add_argument("--scale", type=int, default=4)
+    _common.add_pair_arguments(parser)
     parser.add_argument("--rescales", default="1,2", help="Comma-separated `residual_rescale` values.")
     args = parser.parse_args()
+    pairs = _common.pair_paths(parser, args)
 
-    lr_paths = sorted(args.lr_dir.glob("*.png"))
-    if not lr_paths:
-        parser.error(f"--lr-dir {args.lr_dir}: no PNG images.")
-    print(f"{len(lr_paths)} images of {args.lr_dir}\n\n| rescale | clipped values | clip ceiling (PSNR) |\n|---:|---:|---:|")
+    print("\n| rescale | clipped values | clip ceiling (PSNR) |\n|---:|---:|---:|")
     for rescale in (float(r) for r in args.rescales.split(",")):
         formulas = SRDiffFormulas(args.scale, residual_rescale=rescale)
         clipped = squared_error = count = 0
-        for lr_path in lr_paths:
-            lr = load01(lr_path)[None]
-            hr = load01(args.hr_dir / lr_path.name)[None, :, : lr.shape[-2] * args.scale, : lr.shape[-1] * args.scale]
+        for lr_path, hr_path in pairs:
+            lr, hr = map(to_batch01, _common.load_pair(lr_path, hr_path, args.scale))
             x0 = formulas.residual_from_image(hr, lr)
             best = (formulas.image_from_residual(x0, lr).clamp(-1, 1) + 1) / 2  # the clamped residual, predicted exactly
             clipped += (x0.abs() == 1).sum().item()
