@@ -56,7 +56,8 @@ def main() -> None:
     print(f"\n{args.scheduler}, {args.steps} steps\n")
     print("| start | PSNR |\n|---|---:|")
     for key, values in psnrs.items():
-        print(f"| {'RRDB head' if key == 'head' else f'head, refined at strength {key:g}'} | {np.mean(values):.2f} dB |")
+        label = "RRDB head" if key == "head" else f"head, refined at strength {key:g}"
+        print(f"| {label} | {np.mean(values):.2f} dB |")
 
 
 if __name__ == "__main__":

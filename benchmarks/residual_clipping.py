@@ -40,7 +40,8 @@ def main() -> None:
         for lr_path, hr_path in pairs:
             lr, hr = map(to_batch01, _common.load_pair(lr_path, hr_path, args.scale))
             x0 = formulas.residual_from_image(hr, lr)
-            best = (formulas.image_from_residual(x0, lr).clamp(-1, 1) + 1) / 2  # the clamped residual, predicted exactly
+            # a perfect model: it predicts the clamped residual exactly
+            best = (formulas.image_from_residual(x0, lr).clamp(-1, 1) + 1) / 2
             clipped += (x0.abs() == 1).sum().item()
             squared_error += ((best - hr) ** 2).sum().item()
             count += hr.numel()
