@@ -59,10 +59,9 @@ def main() -> None:
         hr64 = torch.from_numpy(hr).permute(2, 0, 1).double()
         for k in kernel_sizes:
             psnrs[k].append(peak_signal_noise_ratio(hr, to_uint8(oracle_filter(upscaled, hr64, k))))
-    print("\nPSNR: RGB, uint8, whole image\n\n| estimate | PSNR |\n|---|---:|")
-    for key, values in psnrs.items():
-        label = "bicubic" if key == "bicubic" else f"oracle linear filter, {key}x{key}x3 window"
-        print(f"| {label} | {np.mean(values):.2f} dB |")
+    rows = [{"estimate": "bicubic" if key == "bicubic" else f"oracle linear filter, {key}x{key}x3 window",
+             "PSNR (dB)": f"{np.mean(values):.2f}"} for key, values in psnrs.items()]  # fmt: skip
+    _common.print_table(rows, ["estimate", "PSNR (dB)"], title="PSNR: RGB, uint8, whole image")
 
 
 if __name__ == "__main__":

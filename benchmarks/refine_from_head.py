@@ -53,11 +53,9 @@ def main() -> None:
                            generator=generator, output_type="np").images[0]  # fmt: skip
             refined = np.round(np.clip(refined, 0, 1) * 255).astype(np.uint8)
             psnrs[strength].append(peak_signal_noise_ratio(hr, refined))
-    print(f"\n{args.scheduler}, {args.steps} steps\n")
-    print("| start | PSNR |\n|---|---:|")
-    for key, values in psnrs.items():
-        label = "RRDB head" if key == "head" else f"head, refined at strength {key:g}"
-        print(f"| {label} | {np.mean(values):.2f} dB |")
+    rows = [{"start": "RRDB head" if key == "head" else f"head, refined at strength {key:g}",
+             "PSNR (dB)": f"{np.mean(values):.2f}"} for key, values in psnrs.items()]  # fmt: skip
+    _common.print_table(rows, ["start", "PSNR (dB)"], title=f"{args.scheduler}, {args.steps} steps")
 
 
 if __name__ == "__main__":
