@@ -273,6 +273,14 @@ def pair_paths(parser, args) -> List[Tuple[Path, Path]]:
     return [(path, args.hr_dir / path.name) for path in lr_paths]
 
 
+def to_batch01(image: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An HxWx3 uint8 array as a (1, 3, H, W) float batch in [0, 1]."""
+    # imported here, so that the timing scripts do not import diffusers
+    from srdiff_diffusers.image_processor import SRDiffImageProcessor
+
+    return SRDiffImageProcessor.uint8_to_float(SRDiffImageProcessor.numpy_to_pt(image), dtype)
+
+
 def load_pair(lr_path: Path, hr_path: Path, scale: int) -> Tuple[np.ndarray, np.ndarray]:
     """LR and HR as uint8 HxWx3 arrays, the HR cropped to `scale` x the LR's size."""
     lr = np.array(PIL.Image.open(lr_path).convert("RGB"))

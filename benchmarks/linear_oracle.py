@@ -20,15 +20,16 @@ from skimage.metrics import peak_signal_noise_ratio
 from tqdm.auto import tqdm
 
 from srdiff_diffusers import imresize
+from srdiff_diffusers.image_processor import SRDiffImageProcessor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 
 def oracle_filter(upscaled: torch.Tensor, hr: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """The least-squares fit of `hr` (3, H, W) by KxK windows of `upscaled` (3, H, W), float64, in gray levels."""
+    """The least-squares fit of `hr` (1, 3, H, W) by KxK windows of `upscaled` (1, 3, H, W), float64."""
     pad = kernel_size // 2
-    windows = F.unfold(F.pad(upscaled[None], (pad,) * 4, mode="reflect"), kernel_size)[0]  # (3 K K, H W)
+    windows = F.unfold(F.pad(upscaled, (pad,) * 4, mode="reflect"), kernel_size)[0]  # (3 K K, H W)
     features = torch.cat([windows, torch.ones_like(windows[:1])]).T  # (H W, 3 K K + 1)
     targets = hr.reshape(3, -1).T
     # lstsq, not the normal equations: the windows are strongly correlated and X^T X loses 0.06 dB to its condition
@@ -36,8 +37,8 @@ def oracle_filter(upscaled: torch.Tensor, hr: torch.Tensor, kernel_size: int) ->
     return (features @ weights).T.reshape(hr.shape)
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    return image.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+def to_uint8_array(batch01: torch.Tensor) -> np.ndarray:
+    return SRDiffImageProcessor.pt_to_numpy(SRDiffImageProcessor.to_uint8(batch01))[0]
 
 
 def main() -> None:
@@ -53,12 +54,11 @@ def main() -> None:
     psnrs = {"bicubic": [], **{k: [] for k in kernel_sizes}}
     for lr_path, hr_path in tqdm(pairs, desc="Fitting", unit="image"):
         lr, hr = _common.load_pair(lr_path, hr_path, args.scale)
-        lr01 = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
-        upscaled = imresize(lr01, scale=args.scale)[0].clamp(0, 1).double() * 255
-        psnrs["bicubic"].append(peak_signal_noise_ratio(hr, to_uint8(upscaled)))
-        hr64 = torch.from_numpy(hr).permute(2, 0, 1).double()
+        upscaled = imresize(_common.to_batch01(lr), scale=args.scale).clamp(0, 1).double()
+        psnrs["bicubic"].append(peak_signal_noise_ratio(hr, to_uint8_array(upscaled)))
+        hr01 = _common.to_batch01(hr, torch.float64)
         for k in kernel_sizes:
-            psnrs[k].append(peak_signal_noise_ratio(hr, to_uint8(oracle_filter(upscaled, hr64, k))))
+            psnrs[k].append(peak_signal_noise_ratio(hr, to_uint8_array(oracle_filter(upscaled, hr01, k))))
     rows = [{"estimate": "bicubic" if key == "bicubic" else f"oracle linear filter, {key}x{key}x3 window",
              "PSNR (dB)": f"{np.mean(values):.2f}"} for key, values in psnrs.items()]  # fmt: skip
     _common.print_table(rows, ["estimate", "PSNR (dB)"], title="PSNR: RGB, uint8, whole image")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from srdiff_diffusers import SRDiffPipeline, resolve_model
 from srdiff_diffusers.evaluation.loop import super_resolve
+from srdiff_diffusers.image_processor import SRDiffImageProcessor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
@@ -51,8 +52,7 @@ def main() -> None:
             generator = torch.Generator().manual_seed(args.seed)
             refined = pipe(lr, init_image=head, strength=strength, num_inference_steps=args.steps,
                            generator=generator, output_type="np").images[0]  # fmt: skip
-            refined = np.round(np.clip(refined, 0, 1) * 255).astype(np.uint8)
-            psnrs[strength].append(peak_signal_noise_ratio(hr, refined))
+            psnrs[strength].append(peak_signal_noise_ratio(hr, SRDiffImageProcessor.numpy_to_uint8(refined)))
     rows = [{"start": "RRDB head" if key == "head" else f"head, refined at strength {key:g}",
              "PSNR (dB)": f"{np.mean(values):.2f}"} for key, values in psnrs.items()]  # fmt: skip
     _common.print_table(rows, ["start", "PSNR (dB)"], title=f"{args.scheduler}, {args.steps} steps")

@@ -12,18 +12,10 @@ import math
 import os
 import sys
 
-import numpy as np
-import torch
-
-from srdiff_diffusers.image_processor import SRDiffImageProcessor
 from srdiff_diffusers.pipelines.srdiff_formulas import SRDiffFormulas
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
-
-
-def to_batch01(image: np.ndarray) -> torch.Tensor:
-    return SRDiffImageProcessor.uint8_to_float(torch.from_numpy(image).permute(2, 0, 1))[None]
 
 
 def main() -> None:
@@ -38,7 +30,7 @@ def main() -> None:
         formulas = SRDiffFormulas(args.scale, residual_rescale=rescale)
         clipped = squared_error = count = 0
         for lr_path, hr_path in pairs:
-            lr, hr = map(to_batch01, _common.load_pair(lr_path, hr_path, args.scale))
+            lr, hr = map(_common.to_batch01, _common.load_pair(lr_path, hr_path, args.scale))
             x0 = formulas.residual_from_image(hr, lr)
             # a perfect model: it predicts the clamped residual exactly
             best = (formulas.image_from_residual(x0, lr).clamp(-1, 1) + 1) / 2
