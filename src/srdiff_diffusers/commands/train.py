@@ -34,7 +34,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Adds the training arguments to `parser` (`srdiff train` and the training script share them)."""
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # the help shows every default
     g = parser.add_argument_group("stage and models")
-    g.add_argument("--stage", choices=("rrdb", "diffusion"), required=True, help="Which of the two stages to train.")
+    g.add_argument(
+        "--stage", choices=("rrdb", "diffusion", "distill"), required=True,
+        help="`rrdb` and `diffusion`: the paper's two stages; `distill`: a few-step student of `--teacher`.",
+    )
     g.add_argument(
         "--pretrained_encoder",
         type=str,
@@ -48,6 +51,25 @@ def register(parser: argparse.ArgumentParser) -> None:
         "configuration initialises the trained one (e.g. the bicubic model, to train the realistic one faster).",
     )
     g.add_argument("--upscale_factor", type=int, default=4, help="SR scale.")
+
+    g = parser.add_argument_group("distillation (--stage distill)")
+    g.add_argument(
+        "--teacher", type=str, default=None,
+        help="Stage `distill` (required): the teacher pipeline, a shipped model name (`bicubic`) or a folder. Its "
+        "encoder (frozen), U-Net (the student's start), scale, rescale and divisor are used; the model options "
+        "below are ignored.",
+    )
+    g.add_argument("--teacher_steps", type=int, default=10, help="DDIM steps of the teacher's trajectory.")
+    g.add_argument("--student_steps", type=_int_tuple, default=(1, 2, 4),
+                   help="DDIM step counts the student is trained for; the first is the saved default.")
+    g.add_argument("--prediction_type", choices=("sample", "v_prediction"), default="sample",
+                   help="What the student predicts: x0 (`sample`) or v; epsilon is ill-conditioned at the first step.")
+    g.add_argument("--distill_max_temperature", type=float, default=1.0,
+                   help="Temperatures (scale of x_T) are drawn uniformly in [0, this].")
+    g.add_argument("--distill_gt_weight", type=float, default=0.0,
+                   help="Weight of SinSR's ground-truth term (MSE of the student's x0 to the true residual).")
+    g.add_argument("--default_temperature", type=float, default=None,
+                   help="Stage `distill`: the temperature saved as the student's default (unset: the teacher's).")
     g.add_argument("--rrdb_num_features", type=int, default=32, help="RRDB trunk width (paper: 32).")
     g.add_argument("--rrdb_num_blocks", type=int, default=8, help="Number of RRDB blocks (paper: 8).")
     g.add_argument(

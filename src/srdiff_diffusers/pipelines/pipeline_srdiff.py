@@ -22,7 +22,7 @@ from ..runtime import NonFiniteGuard, check_cpu_memory
 from .lr_consistency import lr_consistency as lr_consistency_correction
 from .hub_mixin import HubNativeMixin
 from .srdiff_formulas import SRDiffFormulas
-from .schedulers import check_prediction_type, check_scheduler, fast_scheduler, noise_schedule
+from .schedulers import check_prediction_type, check_scheduler, fast_scheduler, noise_schedule, prediction_type
 from .tiling import (
     DEFAULT_TILE_OVERLAP,
     NoisePredictor,
@@ -57,6 +57,18 @@ OUTPUT_TYPES = ("pil", "np", "pt", "raw")
 def default_scheduler() -> DDPMScheduler:
     """The schedule of the paper: T = 100, cosine betas, DDPM posterior with the predicted x0 clipped to [-1, 1]."""
     return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+
+
+# The paper's sampling, used where a model stores no defaults of its own.
+PAPER_NUM_INFERENCE_STEPS, PAPER_TEMPERATURE = 100, 1.0
+
+
+def check_defaults(num_inference_steps, temperature) -> None:
+    """The sampling defaults a model stores (`default_num_inference_steps`, `default_temperature`), if any."""
+    if num_inference_steps is not None and (not is_int(num_inference_steps) or num_inference_steps < 1):
+        raise ValueError(f"`default_num_inference_steps` must be an int >= 1 or None, got {num_inference_steps!r}.")
+    if temperature is not None and (not is_real(temperature) or not 0 <= temperature < math.inf):
+        raise ValueError(f"`default_temperature` must be a number >= 0 or None, got {temperature!r}.")
 
 
 class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
@@ -96,16 +108,25 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         scheduler: Optional[SchedulerMixin] = None,
         residual_rescale: float = 2.0,
         lr_upscale_divisor: float = 255.0,
+        default_num_inference_steps: Optional[int] = None,
+        default_temperature: Optional[float] = None,
     ):
         super().__init__()
         if scheduler is None:
             scheduler = default_scheduler()
         self._check_components(unet, encoder, scheduler)
+        check_defaults(default_num_inference_steps, default_temperature)
         self.register_modules(unet=unet, encoder=encoder, scheduler=scheduler)
-        self.register_to_config(residual_rescale=residual_rescale, lr_upscale_divisor=lr_upscale_divisor)
+        self.register_to_config(
+            residual_rescale=residual_rescale,
+            lr_upscale_divisor=lr_upscale_divisor,
+            default_num_inference_steps=default_num_inference_steps,
+            default_temperature=default_temperature,
+        )
         self.image_processor = SRDiffImageProcessor()
-        # The noise schedule the model comes with: a scheduler swapped in later must keep it (`check_scheduler`).
+        # The noise schedule and prediction type the model comes with: a scheduler swapped in later must keep them.
         self._model_schedule = noise_schedule(scheduler)
+        self._model_prediction_type = prediction_type(scheduler)
 
     @staticmethod
     def _check_components(unet, encoder, scheduler) -> None:
@@ -126,7 +147,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         check_prediction_type(scheduler)
 
     def _check_scheduler(self) -> None:
-        check_scheduler(self.scheduler, self._model_schedule)
+        check_scheduler(self.scheduler, self._model_schedule, self._model_prediction_type)
 
     @property
     def upscale_factor(self) -> int:
@@ -354,7 +375,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
     def __call__(
         self,
         image: Union[PIL.Image.Image, np.ndarray, torch.Tensor, List] = None,
-        num_inference_steps: int = 100,
+        num_inference_steps: Optional[int] = None,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
@@ -362,7 +383,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         callback_on_step_end: Optional[Callable[[Any, int, int, Dict], Dict]] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
         eta: float = 0.0,
-        temperature: float = 1.0,
+        temperature: Optional[float] = None,
         latents: Optional[torch.Tensor] = None,
         init_image: Optional[Union[PIL.Image.Image, np.ndarray, torch.Tensor, List]] = None,
         strength: Optional[float] = None,
@@ -379,7 +400,8 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
                 LR images. PIL images in RGB, L, P, RGBA, LA or F mode; numpy uint8 or float in [0, 1], `HxW`,
                 `HxWxC` or `NxHxWxC`; torch float in [0, 1], `CxHxW` or `NxCxHxW`. Gray and palette images come back
                 in their mode, alpha is upscaled with bicubic. Any size works.
-            num_inference_steps (`int`, *optional*, defaults to 100): Denoising steps (100 = the paper's sampler).
+            num_inference_steps (`int`, *optional*): Denoising steps; defaults to the model's stored
+                `default_num_inference_steps`, else 100 (the paper's sampler).
             generator (`torch.Generator` or `List[torch.Generator]`, *optional*): One generator, or one per output
                 image (`len(images) * num_images_per_prompt`), for reproducible samples.
             num_images_per_prompt (`int`, *optional*, defaults to 1): Samples per LR image (SRDiff is diverse).
@@ -391,7 +413,8 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
                 `callback_on_step_end(pipe, step, timestep, callback_kwargs)`; may return `{"latents": ...}`.
             callback_on_step_end_tensor_inputs (`List[str]`, *optional*): Tensors passed in `callback_kwargs`.
             eta (`float`, *optional*, defaults to 0.0): DDIM's eta; ignored by other schedulers.
-            temperature (`float`, *optional*, defaults to 1.0): Scale of the starting noise x_T. 1 samples the model's
+            temperature (`float`, *optional*): Defaults to the model's stored `default_temperature`, else 1.0.
+                Scale of the starting noise x_T. 1 samples the model's
                 distribution (the paper's sampler); below 1 gives outputs closer to the average of the samples: more
                 faithful (higher PSNR), less diverse and less detailed. With a deterministic sampler (DDIM with `eta`
                 0, DPM-Solver++, UniPC) x_T is the only noise, so it sets the diversity; DDPM and DDIM with `eta` > 0
@@ -435,6 +458,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         init_images = None if init_image is None else self.image_processor.preprocess(init_image)
         if strength is None:  # refining a guess (0.5, t-bar = 50 as in the paper's figures) or sampling
             strength = 0.5 if init_image is not None else 1.0
+        num_inference_steps, temperature = self.sampling_defaults(num_inference_steps, temperature, latents, strength)
         self.check_inputs(
             prepared, num_inference_steps, strength, init_images, latents, output_type, num_images_per_prompt,
             callback_on_step_end_tensor_inputs, generator, eta, lr_consistency, tile_overlap, batch_size, temperature,
@@ -508,6 +532,20 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+    def sampling_defaults(self, num_inference_steps=None, temperature=None, latents=None, strength=1.0):
+        """
+        The steps and temperature a call uses: the given ones, else the model's stored defaults
+        (`default_num_inference_steps`, `default_temperature` in its config), else the paper's (100, 1). The stored
+        temperature applies only when the pipeline draws x_T itself (no `latents`, no `init_image`).
+        """
+        if num_inference_steps is None:
+            num_inference_steps = self.config.get("default_num_inference_steps") or PAPER_NUM_INFERENCE_STEPS
+        if temperature is None:
+            stored = self.config.get("default_temperature")
+            own_noise = latents is None and strength >= 1
+            temperature = stored if stored is not None and own_noise else PAPER_TEMPERATURE
+        return num_inference_steps, temperature
 
     def _lr_consistency(self, raw: torch.Tensor, lr01: torch.Tensor, count: int) -> torch.Tensor:
         lr = repeat_rows(self.image_processor.normalize(lr01.to(raw.device)), count)

@@ -46,16 +46,26 @@ def fast_scheduler(config, name: str = "dpmsolver++", **kwargs) -> SchedulerMixi
     if name not in _FAST_SCHEDULERS:
         raise ValueError(f"Unknown fast scheduler {name!r}; choose one of {FAST_SCHEDULER_NAMES}.")
     scheduler_class, settings = _FAST_SCHEDULERS[name]
-    settings = {"timestep_spacing": "trailing", "prediction_type": "epsilon", **settings, **kwargs}
+    settings = {"timestep_spacing": "trailing", **settings, **kwargs}
     return scheduler_class.from_config(config, **settings)
 
 
-def check_prediction_type(scheduler) -> None:
-    prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
-    if prediction_type != "epsilon":
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+def prediction_type(scheduler) -> str:
+    """What the model paired with `scheduler` predicts: noise (SRDiff), x0 or v (distilled few-step students)."""
+    return getattr(scheduler.config, "prediction_type", "epsilon")
+
+
+def check_prediction_type(scheduler, trained: str = None) -> None:
+    """Refuses a scheduler whose `prediction_type` is not one of ours, or not the model's own (`trained`)."""
+    kind = prediction_type(scheduler)
+    if kind not in PREDICTION_TYPES or (trained is not None and kind != trained):
+        expected = trained or " / ".join(PREDICTION_TYPES)
         raise ValueError(
-            f"SRDiff predicts noise, but the scheduler is set to prediction_type={prediction_type!r}; create it "
-            "with `Scheduler.from_config(pipe.scheduler.config)` or set prediction_type='epsilon'."
+            f"This model predicts {expected!r}, but the scheduler is set to prediction_type={kind!r}; create it "
+            f"with `Scheduler.from_config(pipe.scheduler.config)` or `pipe.fast_scheduler(...)`, which keep it."
         )
 
 
@@ -65,7 +75,7 @@ def noise_schedule(scheduler) -> Optional[torch.Tensor]:
     return None if alphas_cumprod is None else torch.as_tensor(alphas_cumprod).detach().cpu().double()
 
 
-def check_scheduler(scheduler, trained: Optional[torch.Tensor]) -> None:
+def check_scheduler(scheduler, trained: Optional[torch.Tensor], trained_prediction_type: str = None) -> None:
     """
     Checks a pipeline's scheduler before it is used: it can be swapped at any time (`pipe.scheduler = ...`), and one
     of another noise schedule (`trained`: the model's, from [`noise_schedule`]) or prediction type runs without
@@ -76,7 +86,7 @@ def check_scheduler(scheduler, trained: Optional[torch.Tensor]) -> None:
             f"`pipe.scheduler` must be a diffusers scheduler instance, got {type(scheduler).__name__}; make one "
             "from this pipeline's config: `pipe.fast_scheduler('ddim')` or `DDIMScheduler.from_config(...)`."
         )
-    check_prediction_type(scheduler)
+    check_prediction_type(scheduler, trained_prediction_type)
     schedule = noise_schedule(scheduler)
     if schedule is None:
         raise ValueError(

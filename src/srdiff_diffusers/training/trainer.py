@@ -27,9 +27,12 @@ from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.srdiff_formulas import SRDiffFormulas
-from ..pipelines.pipeline_srdiff import default_scheduler
+from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from ..pipelines.schedulers import prediction_type
+from ..pretrained import resolve_model
 from ..runtime import retain_freed_cpu_memory
 from ..io import atomic_write
+from . import distillation
 from . import validation as validation_lib
 from .data import SRPatchDataset, StepSampler, attach_lr_images, degradation_config, load_hr_images
 from .model_card import push_to_hub, write_model_card
@@ -40,7 +43,11 @@ logger = get_logger(__name__)
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Subfolders of a checkpoint and of the final model.
 SUBFOLDERS = {RRDBEncoder: "encoder", SRDiffUNet2DModel: "unet"}
-STAGE_SUBFOLDERS = {"rrdb": SUBFOLDERS[RRDBEncoder], "diffusion": SUBFOLDERS[SRDiffUNet2DModel]}
+STAGE_SUBFOLDERS = {
+    "rrdb": SUBFOLDERS[RRDBEncoder],
+    "diffusion": SUBFOLDERS[SRDiffUNet2DModel],
+    "distill": SUBFOLDERS[SRDiffUNet2DModel],
+}
 EMA_SUBFOLDER = "ema"
 LOSS_LOG = "loss_log.jsonl"
 
@@ -64,6 +71,7 @@ def check_args(args) -> None:
             "`--stage diffusion` needs `--pretrained_encoder`: the output folder of a `--stage rrdb` run (or any "
             "RRDBEncoder `save_pretrained` folder). The encoder is frozen in this stage, so it must be trained first."
         )
+    check_distill_args(args)
     if args.pretrained_unet and args.stage != "diffusion":
         raise ValueError("`--pretrained_unet` warm-starts the noise predictor: it goes with `--stage diffusion`.")
     if args.pretrained_unet and not os.path.isdir(args.pretrained_unet):
@@ -89,13 +97,13 @@ def check_args(args) -> None:
             "encoder's features 2, 5, 8, ... (the block outputs, then the trunk output), as in the paper's code, and "
             "fewer blocks give none (the paper uses 8)."
         )
-    minimum, why = min_resolution(args)
+    minimum, why = min_resolution(args) if args.stage != "distill" else (args.upscale_factor, "one LR pixel")
     if args.resolution < minimum:
         raise ValueError(f"`--resolution` must be at least {minimum} ({why}), got {args.resolution}.")
     if args.resolution % scale:
         raise ValueError(f"`--resolution` ({args.resolution}) must be a multiple of `--upscale_factor` ({scale}).")
     multiple = 2 ** (len(args.unet_block_out_channels) - 1)
-    if args.stage == "diffusion" and args.resolution % multiple:
+    if args.stage == "diffusion" and args.resolution % multiple:  # distill: checked with the teacher's U-Net
         raise ValueError(
             f"`--resolution` ({args.resolution}) must be a multiple of {multiple} for a U-Net with "
             f"{len(args.unet_block_out_channels)} levels."
@@ -116,6 +124,56 @@ def check_args(args) -> None:
         raise ValueError("`--push_to_hub` needs `--hub_model_id` (e.g. `user/srdiff-x4`).")
     degradation_config(args)  # a bad JSON file is reported now, not after the data is loaded
     check_validation_args(args)
+
+
+def check_distill_args(args) -> None:
+    """The options of `--stage distill`, and that they are not given to another stage."""
+    if args.stage != "distill":
+        if args.teacher:
+            raise ValueError("`--teacher` is the model to distil: it goes with `--stage distill`.")
+        return
+    if not args.teacher:
+        raise ValueError(
+            "`--stage distill` needs `--teacher`: a shipped model name (`bicubic`) or a trained pipeline folder."
+        )
+    if not os.path.isfile(os.path.join(resolve_model(args.teacher), "model_index.json")):
+        raise ValueError(
+            f"`--teacher` {args.teacher!r} is not a pipeline folder (no model_index.json); pass a shipped model "
+            "name (`bicubic`) or the output folder of a `--stage diffusion` run."
+        )
+    if args.pretrained_encoder or args.pretrained_unet:
+        raise ValueError("`--stage distill` takes its encoder and U-Net from `--teacher`; drop `--pretrained_*`.")
+    if not 1 <= args.teacher_steps <= 100:
+        raise ValueError(f"`--teacher_steps` must be in 1..100 (DDIM steps), got {args.teacher_steps}.")
+    if any(not 1 <= steps <= args.teacher_steps for steps in args.student_steps):
+        raise ValueError(
+            f"`--student_steps` must be step counts in 1..`--teacher_steps` ({args.teacher_steps}), got "
+            f"{','.join(map(str, args.student_steps))}."
+        )
+    for name in ("distill_max_temperature", "distill_gt_weight", "default_temperature"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < math.inf:
+            raise ValueError(f"`--{name}` must be a number >= 0, got {value}.")
+
+
+def load_teacher(args) -> SRDiffPipeline:
+    """The teacher of `--stage distill`; the run takes its scale, rescale, divisor and U-Net widths."""
+    teacher = SRDiffPipeline.from_pretrained(resolve_model(args.teacher))
+    if prediction_type(teacher.scheduler) != "epsilon":
+        raise ValueError(f"`--teacher` {args.teacher!r} is already a distilled model; distil its own teacher.")
+    args.upscale_factor = teacher.upscale_factor
+    args.residual_rescale = teacher.config.residual_rescale
+    args.lr_upscale_divisor = teacher.config.lr_upscale_divisor
+    args.unet_block_out_channels = tuple(teacher.unet.config.block_out_channels)
+    if args.default_temperature is None:
+        args.default_temperature = teacher.config.get("default_temperature")
+    multiple = teacher.unet.sample_size_multiple
+    if args.resolution % multiple or args.resolution % args.upscale_factor:
+        raise ValueError(
+            f"`--resolution` ({args.resolution}) must be a multiple of {math.lcm(multiple, args.upscale_factor)} for "
+            "the teacher's U-Net and scale."
+        )
+    return teacher
 
 
 def check_validation_args(args) -> None:
@@ -434,6 +492,13 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
                 num_features=args.rrdb_num_features, num_blocks=args.rrdb_num_blocks, upscale_factor=scale
             )
         encoder = None
+    elif args.stage == "distill":
+        teacher_pipeline = load_teacher(args)
+        encoder, teacher = teacher_pipeline.encoder, teacher_pipeline.unet
+        encoder.requires_grad_(False).eval()
+        teacher.requires_grad_(False).eval()
+        model = SRDiffUNet2DModel.from_config(teacher.config)
+        model.load_state_dict(teacher.state_dict())  # the student starts as the teacher
     else:
         encoder = load_encoder(args.pretrained_encoder)
         if encoder.config.upscale_factor != scale:
@@ -528,6 +593,12 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
     if encoder is not None:
         encoder.to(accelerator.device)
     noise_scheduler = default_scheduler()
+    if args.stage == "distill":
+        teacher.to(accelerator.device)
+        teacher_scheduler = distillation.ddim_scheduler(noise_scheduler.config)
+        teacher_scheduler.set_timesteps(args.teacher_steps)
+        student_scheduler = distillation.ddim_scheduler(noise_scheduler.config, args.prediction_type)
+        timestep_rows = distillation.student_timesteps(noise_scheduler.config, args.student_steps)
 
     if accelerator.is_main_process:
         tracker_config = {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
@@ -582,10 +653,15 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
         hr, lr = batch["hr"].to(accelerator.device), batch["lr"].to(accelerator.device)
         with accelerator.accumulate(model):
             with accelerator.autocast():
+                generator = step_generator(args.seed, micro_batch, accelerator.process_index)
                 if args.stage == "rrdb":
                     loss = rrdb_loss(model, hr, lr)
+                elif args.stage == "distill":
+                    loss = distillation.distillation_loss(
+                        model, teacher, encoder, teacher_scheduler, student_scheduler, diffusion_target(hr, lr, args),
+                        lr, generator, timestep_rows, args,
+                    )  # fmt: skip
                 else:
-                    generator = step_generator(args.seed, micro_batch, accelerator.process_index)
                     loss = diffusion_loss(model, encoder, noise_scheduler, hr, lr, generator, args)
             accelerator.backward(loss)
             if accelerator.sync_gradients:

@@ -18,6 +18,7 @@ from ..evaluation.report import comparison_grid
 from ..image_processing import imresize
 from ..image_processor import SRDiffImageProcessor
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
+from ..pipelines.schedulers import fast_scheduler
 from ..io import save_png
 from .data import ImageRecord, _to_rgb_uint8, crop_to_multiple, degradation_config, load_hr_images, make_lr
 
@@ -29,13 +30,27 @@ VALIDATION_SUBFOLDER = "validation"
 
 
 def pipeline_of_run(args, unet, encoder) -> SRDiffPipeline:
-    """The pipeline of a stage-diffusion run: the paper's scheduler, and the run's residual rescale and divisor."""
+    """
+    The pipeline of a stage-diffusion run (the paper's scheduler) or of a stage-distill run (DDIM for the student's
+    prediction type, its first `--student_steps` and the temperature as stored defaults), with the run's residual
+    rescale and divisor.
+    """
+    if args.stage != "distill":
+        return SRDiffPipeline(
+            unet=unet,
+            encoder=encoder,
+            scheduler=default_scheduler(),
+            residual_rescale=args.residual_rescale,
+            lr_upscale_divisor=args.lr_upscale_divisor,
+        )
     return SRDiffPipeline(
         unet=unet,
         encoder=encoder,
-        scheduler=default_scheduler(),
+        scheduler=fast_scheduler(default_scheduler().config, "ddim", prediction_type=args.prediction_type),
         residual_rescale=args.residual_rescale,
         lr_upscale_divisor=args.lr_upscale_divisor,
+        default_num_inference_steps=args.student_steps[0],
+        default_temperature=args.default_temperature,
     )
 
 
@@ -153,8 +168,9 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
     was_training = trained.training
     trained.eval()
     try:
-        if args.stage == "diffusion":
+        if args.stage != "rrdb":
             pipeline = pipeline_of_run(args, trained, encoder)
+            steps = args.validation_inference_steps if args.stage == "diffusion" else None  # distill: its default
             pipeline.set_progress_bar_config(disable=True)
         scores = {"psnr": [], "lr_psnr": [], "bicubic_psnr": [], "bicubic_lr_psnr": []}
         images, grids = [], []
@@ -168,7 +184,7 @@ def run_validation(args, accelerator, trained, encoder, ema, records, step: int)
             else:
                 generator = torch.Generator(device="cpu").manual_seed(args.seed + index)
                 sr01 = pipeline(
-                    lr01, num_inference_steps=args.validation_inference_steps, generator=generator, output_type="pt"
+                    lr01, num_inference_steps=steps, generator=generator, output_type="pt"
                 ).images
             sr = processor.to_uint8(sr01.float()).cpu()
             scores["psnr"].append(float(psnr_torch(sr, hr)[0]))
