@@ -257,7 +257,7 @@ def test_training_with_realistic_degradation_runs_and_validates_on_degraded_crop
     folder = tmp_path / "hr"
     write_hr(folder, [f"{i}.png" for i in range(3)])
     command = [
-        sys.executable, "-m", "srdiff_diffusers.training", "--stage", "rrdb", "--train_data_dir", str(folder),
+        sys.executable, "-m", "srdiff_diffusers", "train", "--stage", "rrdb", "--train_data_dir", str(folder),
         "--output_dir", str(tmp_path / "out"), "--resolution", "32", "--train_batch_size", "2", "--report_to", "none",
         "--rrdb_num_features", "8", "--rrdb_num_blocks", "2", "--max_train_steps", "2", "--degradation", "realistic",
         "--validation_steps", "2", "--num_validation_images", "1", "--cache_dir", str(tmp_path / "cache"),

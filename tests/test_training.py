@@ -274,10 +274,10 @@ def test_resume_continues_exactly(tmp_path, encoder_dir):
     assert any(not torch.equal(four[k], final[k]) for k in final)  # the two differ, so the mean is a real test
     assert all(torch.allclose(averaged[k], (four[k] + final[k]) / 2, atol=1e-7) for k in final)
     from srdiff_diffusers import SRDiffUNet2DModel
-    from srdiff_diffusers.commands.export import main as export_main
+    from srdiff_diffusers.cli import main as srdiff
 
     argv = [*checkpoints, "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "cli")]
-    assert export_main(argv) == 0
+    assert srdiff(["export", *argv]) == 0
     from_cli = SRDiffPipeline.from_pretrained(tmp_path / "cli").unet.state_dict()
     assert all(torch.equal(from_cli[k], averaged[k]) for k in final)
     other = tmp_path / "other-run" / "checkpoint-1"
@@ -588,7 +588,10 @@ def test_the_installed_package_carries_the_model_card_template():
 
 
 def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
-    from srdiff_diffusers.commands.model_card import main as model_card_main
+    from srdiff_diffusers.cli import main as srdiff
+
+    def model_card_main(argv):
+        return srdiff(["model-card", *argv])
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -612,17 +615,17 @@ def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
     common = ["--run_dir", str(run_dir), "--global_step", "2"]
     for argv, words in [
         ([str(model_dir), "--training_command", "python other.py", *common], ["the command that trained"]),
-        ([str(model_dir), "--training_command", "python -m srdiff_diffusers.training --stage rrdb", *common],
+        ([str(model_dir), "--training_command", "python -m srdiff_diffusers train --stage rrdb", *common],
          ["does not parse as training arguments", "--output_dir"]),
         ([str(model_dir), "--training_command", command, "--run_dir", str(tmp_path / "none"), "--global_step", "2"],
          ["loss_log.jsonl"]),
         ([str(tmp_path / "typo"), "--training_command", command, *common], ["not an exported model folder"]),
     ]:  # fmt: skip
         assert model_card_main(argv) == 2
-        assert_one_error_line(capsys.readouterr().err, "python -m srdiff_diffusers.training.model_card", *words)
+        assert_one_error_line(capsys.readouterr().err, "srdiff model-card", *words)
     assert not (tmp_path / "typo").exists()  # a mistyped folder is not created
-    # the package's own entry point is a training command too; the evaluation may be given as a path
-    package_command = command.replace("examples/train_srdiff.py", "-m srdiff_diffusers.training")
+    # `srdiff train` is a training command too; the evaluation may be given as a path
+    package_command = command.replace("python examples/train_srdiff.py", "srdiff train")
     evaluation = ["--evaluation", str(tmp_path / "results.md")]
     argv = [str(model_dir), "--training_command", package_command, *common, *evaluation]
     assert model_card_main(argv) == 0 and "| SRDiff | 23.45 |" in (model_dir / "README.md").read_text()
@@ -861,11 +864,14 @@ def test_wrong_size_lr_images_get_a_matching_hint(tmp_path):
 
 
 def test_export_module_runs_without_warning_and_reports_errors_in_one_line(tmp_path, capsys, encoder_dir):
-    from srdiff_diffusers.commands.export import main as export_main
+    from srdiff_diffusers.cli import main as srdiff
 
-    prog = "python -m srdiff_diffusers.training.export"
+    def export_main(argv):
+        return srdiff(["export", *argv])
+
+    prog = "srdiff export"
     missing = tmp_path / "run" / "checkpoint-4"
-    command = [sys.executable, "-m", "srdiff_diffusers.training.export", str(missing),
+    command = [sys.executable, "-m", "srdiff_diffusers", "export", str(missing),
                "--pretrained_encoder", str(encoder_dir), "--output_dir", str(tmp_path / "model")]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert "RuntimeWarning" not in run.stderr and "found in sys.modules" not in run.stderr, run.stderr

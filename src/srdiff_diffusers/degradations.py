@@ -85,10 +85,12 @@ class DegradationConfig:
     The whole pipeline: two [`DegradationOrder`]s, then the final resize to the LR size, a sinc filter (with
     probability `final_sinc_prob`) and JPEG (`final_jpeg_quality`), the sinc-and-resize and the JPEG in random order.
     The defaults are Real-ESRGAN's (its paper and released training options); load others with [`from_json`].
+    With `second=None` the pipeline is single-order: blur, resize to the LR size, noise, JPEG, and nothing after
+    ([`mild_degradation`]).
     """
 
     first: DegradationOrder = field(default_factory=DegradationOrder)
-    second: DegradationOrder = field(default_factory=_second_order)
+    second: Optional[DegradationOrder] = field(default_factory=_second_order)
     final_sinc_prob: float = 0.8
     final_jpeg_quality: Tuple[float, float] = (30.0, 95.0)
 
@@ -101,8 +103,10 @@ class DegradationConfig:
             raise ValueError(f"Unknown degradation settings {sorted(unknown)}; the known ones are {sorted(known)}.")
         config = cls()
         for name, value in values.items():
-            if name in ("first", "second"):
-                order = getattr(config, name)
+            if name == "second" and value is None:
+                config.second = None
+            elif name in ("first", "second"):
+                order = getattr(config, name) or DegradationOrder()
                 order_fields = {f.name for f in dataclasses.fields(DegradationOrder)}
                 bad = set(value) - order_fields
                 if bad:
@@ -122,6 +126,8 @@ class DegradationConfig:
         """Raises `ValueError` for a setting that cannot be sampled, naming it."""
         for name in ("first", "second"):
             order = getattr(self, name)
+            if order is None:
+                continue
             for key in ("kernel_probs", "resize_probs"):
                 probs = getattr(order, key)
                 if not probs or any(p < 0 for p in probs.values()) or sum(probs.values()) <= 0:
@@ -140,6 +146,30 @@ class DegradationConfig:
                 raise ValueError(f"`{name}.resize_range` must hold 1 (low <= 1 <= high, low > 0), got {order.resize_range}.")
         if not 1 <= self.final_jpeg_quality[0] <= self.final_jpeg_quality[1] <= 100:
             raise ValueError(f"`final_jpeg_quality` must be within [1, 100], got {self.final_jpeg_quality}.")
+
+
+def mild_degradation() -> DegradationConfig:
+    """
+    Moderate single-order degradations, the kind phone and web photos have: a slight Gaussian blur, a downscale,
+    Gaussian noise of sigma 2-8 gray levels and JPEG at quality 50-80 (`srdiff degrade --degradation mild`).
+    """
+    return DegradationConfig(
+        first=DegradationOrder(
+            kernel_size=(7, 15),
+            kernel_probs={"iso": 0.7, "aniso": 0.3},
+            sinc_prob=0.0,
+            blur_sigma=(0.6, 1.6),
+            resize_probs={"keep": 1.0},
+            gaussian_noise_prob=1.0,
+            noise_sigma=(2.0, 8.0),
+            jpeg_quality=(50.0, 80.0),
+        ),
+        second=None,
+    )
+
+
+# Named degradations of `srdiff degrade` and `srdiff train --degradation`.
+DEGRADATION_PRESETS = {"realistic": DegradationConfig, "mild": mild_degradation}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,6 +369,10 @@ def degrade(
         raise ValueError(f"The HR size {width}x{height} must be a multiple of the scale {scale}; crop it first.")
     generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
     lr_size = (height // scale, width // scale)
+    if config.second is None:  # single order: its resize is to the LR size, and nothing follows
+        image = _apply_order(image.float(), config.first, rng, generator, lr_size)
+        image = (image.clamp(0, 1) * 255).round() / 255
+        return image[0] if single else image
     image = _apply_order(image.float(), config.first, rng, generator, (height, width))
     image = _apply_order(image, config.second, rng, generator, lr_size)
     # final: resize to the LR size with a sinc filter (or none), and JPEG, in either order

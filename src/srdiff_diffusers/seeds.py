@@ -1,34 +1,40 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """
-Per-image seeds: each file's randomness comes from the run's seed and its relative path alone, so that results do
-not depend on the other files, their order, or how many processes share the work (`srdiff degrade`, `upscale`,
-`evaluate`).
+The seed rule, one for Python, `srdiff upscale`, `srdiff evaluate`, the demo and training validation: sample k of an
+image made with seed s is drawn from `torch.Generator("cpu").manual_seed(s + k)`, whatever the image's name, the
+other images, the batch or the process. So `pipe(image, generator=torch.Generator().manual_seed(s))` gives the same
+image as `srdiff upscale image --seed s` and the demo with seed s. Data made from files (`srdiff degrade`) draws
+each file's degradation from the seed and the file's relative path instead ([`image_seed`]).
 """
 
 import hashlib
 from typing import List
 
-import numpy as np
 import torch
+
+
+def check_seed(seed: int) -> None:
+    if int(seed) < 0:
+        raise ValueError(f"a seed must be a non-negative integer, got {seed}")
+
+
+def sample_seeds(seed: int, count: int) -> List[int]:
+    """The torch seeds of samples 0 .. count - 1 of one image: `seed + k`."""
+    check_seed(seed)
+    return [int(seed) + k for k in range(count)]
+
+
+def sample_generators(seed: int, count: int) -> List[torch.Generator]:
+    """One CPU generator per sample (CPU, so that CPU and GPU runs draw the same noise), seeded by [`sample_seeds`]."""
+    return [torch.Generator("cpu").manual_seed(value) for value in sample_seeds(seed, count)]
 
 
 def image_seed(seed: int, relative_name: str) -> List[int]:
     """
-    The seed of one file, as entropy for `np.random.default_rng` / `np.random.SeedSequence`: the run's seed and 64
-    bits of the SHA-256 of its relative path (POSIX separators). Not Python's `hash`, which is salted per process.
+    The seed of one data file, as entropy for `np.random.default_rng`: the run's seed and 64 bits of the SHA-256 of
+    its relative path (POSIX separators), so that each file of a degraded test set is degraded differently. Not
+    Python's `hash`, which is salted per process.
     """
-    if int(seed) < 0:
-        raise ValueError(f"a seed must be a non-negative integer, got {seed}")
+    check_seed(seed)
     digest = hashlib.sha256(relative_name.encode("utf-8")).digest()
     return [int(seed), int.from_bytes(digest[:8], "little")]
-
-
-def sample_seed(seed: int, relative_name: str, sample: int = 0) -> int:
-    """A 63-bit torch seed for sample `sample` of one file, mixed from [`image_seed`] by numpy's `SeedSequence`."""
-    state = np.random.SeedSequence(image_seed(seed, relative_name) + [int(sample)]).generate_state(1, np.uint64)
-    return int(state[0]) >> 1
-
-
-def sample_generators(seed: int, relative_name: str, count: int) -> List[torch.Generator]:
-    """One CPU generator per sample (CPU, so that CPU and GPU runs draw the same noise)."""
-    return [torch.Generator("cpu").manual_seed(sample_seed(seed, relative_name, k)) for k in range(count)]

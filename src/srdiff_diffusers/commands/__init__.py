@@ -34,7 +34,7 @@ def command_line(
     prog: Optional[str],
     description: str,
 ) -> int:
-    """A sub-command as a program of its own (`examples/train_srdiff.py`, `python -m srdiff_diffusers.training`)."""
+    """A sub-command as a program of its own (`examples/train_srdiff.py`)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     register(parser)
     args = parser.parse_args(argv)

@@ -10,15 +10,16 @@ import PIL.Image
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image, save_png
 from ..seeds import image_seed
-from .upscale import IMAGE_SUFFIXES
+from ..loading import IMAGE_SUFFIXES
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hr-dir", required=True, help="A folder of HR images (sub-folders are searched too).")
     parser.add_argument("-o", "--output-dir", required=True, help="Where the LR images go (same relative names, PNG).")
     parser.add_argument(
-        "--degradation", choices=("realistic", "bicubic"), default="realistic",
-        help="realistic: Real-ESRGAN's second-order blur, resize, noise and JPEG; bicubic: MATLAB bicubic.",
+        "--degradation", choices=("realistic", "mild", "bicubic"), default="realistic",
+        help="realistic: Real-ESRGAN's second-order blur, resize, noise and JPEG; mild: one order of slight blur, "
+        "noise (sigma 2-8) and JPEG (50-80), as phone and web photos; bicubic: MATLAB bicubic.",
     )  # fmt: skip
     parser.add_argument("--degradation-config", default=None, help="A JSON file overriding the realistic ranges.")
     parser.add_argument("--scale", type=int, default=4, help="Downscaling factor (default: 4).")
@@ -45,7 +46,7 @@ def degrade_image(hr: PIL.Image.Image, scale: int, degradation: str, rng: np.ran
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..degradations import DegradationConfig
+    from ..degradations import DEGRADATION_PRESETS, DegradationConfig
 
     hr_dir, out_dir = Path(args.hr_dir), Path(args.output_dir)
     if not hr_dir.is_dir():
@@ -54,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--scale must be an integer >= 2, got {args.scale}")
     if args.degradation_config and args.degradation != "realistic":
         raise ValueError("--degradation-config sets the ranges of --degradation realistic")
-    config = DegradationConfig.from_json(args.degradation_config) if args.degradation_config else DegradationConfig()
+    if args.degradation_config:
+        config = DegradationConfig.from_json(args.degradation_config)
+    else:
+        config = DEGRADATION_PRESETS.get(args.degradation, DegradationConfig)()
     files = sorted(p for p in hr_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"--hr-dir {hr_dir} contains no images ({', '.join(IMAGE_SUFFIXES)})")

@@ -25,16 +25,10 @@ import torch
 from ..io import load_image_dataset
 from ..io import open_image
 from .scale_out import process_state
-from .speed import (
-    add_speed_arguments,
-    apply_speed_arguments,
-    pipeline_from_pretrained,
-    resolve_device,
-    torch_dtype,
-)
+from ..loading import SCHEDULERS, apply_sampling_settings, load_pipeline
+from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
 MARKER = ".srdiff-evaluate"
 
 
@@ -60,15 +54,23 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="Comma-separated baselines among bicubic,rrdb, or 'none' (default: bicubic,rrdb; rrdb needs --model).",
     )
     parser.add_argument("--no-srdiff", action="store_true", help="Evaluate only the baselines, even with --model.")
-    parser.add_argument("--scheduler", choices=SCHEDULERS, default="ddpm", help="Sampler (default: ddpm, the paper's).")
-    parser.add_argument("--steps", type=int, help="Denoising steps (default: 100 for ddpm, 20 for the others).")
+    parser.add_argument(
+        "--scheduler", choices=SCHEDULERS, default=None,
+        help="Sampler (default: the model's own, as `srdiff upscale`; ddpm, the paper's, for a model that stores no "
+        "defaults).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int,
+        help="Denoising steps (default: the model's stored default with its own sampler; else 100 for ddpm, 10 for "
+        "ddim, 20 for the others).",
+    )  # fmt: skip
     parser.add_argument(
         "--num-samples", type=int, default=1, help="SRDiff samples per image; sigma needs 2 or more (default: 1)."
     )
     parser.add_argument(
-        "--temperature", type=float, default=1.0,
-        help="Scale of the starting noise (default: 1, the model's own samples). Below 1 is more faithful (higher "
-        "PSNR) but less diverse and less detailed; see docs/schedulers.md.",
+        "--temperature", type=float, default=None,
+        help="Scale of the starting noise (default: the model's stored default, else 1: the model's own samples). "
+        "Below 1 is more faithful (higher PSNR) but less diverse and less detailed; see docs/sampling_defaults.md.",
     )  # fmt: skip
     parser.add_argument(
         "--srdiff-mean",
@@ -176,11 +178,7 @@ def load_model(model: str, device: str, dtype: torch.dtype = torch.float32):
     path = Path(resolve_model(model)).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"--model {model}: no such folder")
-    try:  # an incomplete folder is reported by `SRDiffPipeline.from_pretrained` (`check_pipeline_folder`)
-        pipe = pipeline_from_pretrained(str(path), dtype)
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"could not load the model {model}: {first_line}") from None
+    pipe = load_pipeline(str(path), dtype)
     pipe.set_progress_bar_config(leave=False)
     # Cache key: the folder and the newest file in it, so retrained weights are not confused with old results, and
     # a reduced precision, whose samples differ a little.
@@ -275,7 +273,6 @@ def write_reports(results: dict, output_dir: Path, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..commands.upscale import check_temperature, set_scheduler
     from ..evaluation import evaluate_pipeline
     from ..evaluation.loop import check_evaluable_size
 
@@ -289,7 +286,6 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be a positive integer, got {value}")
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be a positive integer, got {args.num_samples}")
-    check_temperature(args.temperature)
     if args.scale is not None and args.scale < 1:
         raise ValueError(f"--scale must be a positive integer, got {args.scale}")
     if args.srdiff_mean and args.num_samples < 2:
@@ -341,13 +337,16 @@ def run(args: argparse.Namespace) -> int:
                 f"--scale {args.scale} does not match the model, which upscales x{pipe.upscale_factor}; "
                 f"use --scale {pipe.upscale_factor} (or omit it) or a x{args.scale} model"
             )
-        set_scheduler(pipe, args.scheduler)
+        sampler, steps, temperature = apply_sampling_settings(
+            pipe, args.scheduler, args.steps, args.temperature, fallback="ddpm"
+        )
+    else:
+        sampler, steps, temperature = args.scheduler, args.steps or 100, 1.0  # bicubic only: unused
     scale = pipe.upscale_factor if pipe is not None else args.scale
     for (width, height), name in zip(hr_sizes, names):  # before any work, not when the loop reaches a small image
         check_evaluable_size(width, height, scale, args.crop, name)
     if lr_images is not None:
         check_sizes(hr_images, hr_sizes, lr_images, lr_sizes, scale)
-    steps = args.steps or (100 if args.scheduler == "ddpm" else 20)
 
     # 4. evaluate, saving figures as images complete
     cache_dir = output_dir / "cache"
@@ -360,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
     writer = FigureWriter(output_dir, names[: args.num_grids])
     settings = dict(
         scale=scale, methods=methods, num_inference_steps=steps, num_samples=args.num_samples, seed=args.seed,
-        temperature=args.temperature, crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir,
+        temperature=temperature, crop=args.crop, lpips=not args.no_lpips, cache_dir=cache_dir,
         cache_tag=cache_tag, on_image=writer,
     )  # fmt: skip
     computed = None
@@ -387,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         data=args.hr_dir or f"{args.dataset} ({args.split})",
         lr=args.lr_dir or "MATLAB bicubic from HR",
-        scheduler_option=args.scheduler if "srdiff" in methods else None,
+        scheduler_option=sampler if "srdiff" in methods else None,
     )
 
     # 5. reports

@@ -3,9 +3,6 @@
 mean of several) as an `SRDiffPipeline` folder."""
 
 import argparse
-from typing import List, Optional
-
-from . import command_line
 
 DESCRIPTION = "Export a stage-diffusion checkpoint as an SRDiffPipeline folder."
 
@@ -44,8 +41,3 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"Saved the pipeline of {', '.join(args.checkpoint)} to {args.output_dir}")
     return 0
-
-
-def main(argv: Optional[List[str]] = None, prog: str = "python -m srdiff_diffusers.training.export") -> int:
-    """The former `python -m srdiff_diffusers.training.export` command line; the same as `srdiff export`."""
-    return command_line(register, run, argv, prog, DESCRIPTION)

@@ -12,9 +12,6 @@ import argparse
 import os
 import shlex
 from pathlib import Path
-from typing import List, Optional
-
-from . import command_line
 
 DESCRIPTION = "Write the model card of an exported SRDiff model."
 
@@ -32,15 +29,16 @@ def training_arguments(command: str) -> argparse.Namespace:
     from .train import build_parser
 
     words = shlex.split(command)
-    # `python examples/train_srdiff.py ...`, `python -m srdiff_diffusers.training ...`, `srdiff train ...`, or any
-    # of them after `accelerate launch`
+    # `python examples/train_srdiff.py ...`, `srdiff train ...`, `python -m srdiff_diffusers train ...`, or any of
+    # them after `accelerate launch`
     starts = [i + 1 for i, word in enumerate(words) if word.endswith("train_srdiff.py")]
-    starts += [i + 1 for i, word in enumerate(words) if word == "srdiff_diffusers.training"]
-    starts += [i + 2 for i, word in enumerate(words[:-1]) if word.endswith("srdiff") and words[i + 1] == "train"]
+    starts += [
+        i + 2 for i, word in enumerate(words[:-1]) if word.endswith(("srdiff", "srdiff_diffusers")) and words[i + 1] == "train"
+    ]
     if not starts:
         raise ValueError(
             "`--training_command` must be the command that trained the model: `python examples/train_srdiff.py ...` "
-            "or `python -m srdiff_diffusers.training ...`."
+            "or `srdiff train ...`."
         )
     training_parser = build_parser(prog="--training_command")
 
@@ -62,8 +60,3 @@ def run(options: argparse.Namespace) -> int:
     path = write_model_card(args, result, output_dir=options.model_dir, evaluation=evaluation)
     print(f"Wrote {path}")
     return 0
-
-
-def main(argv: Optional[List[str]] = None, prog: str = "python -m srdiff_diffusers.training.model_card") -> int:
-    """The former `python -m srdiff_diffusers.training.model_card` command line; the same as `srdiff model-card`."""
-    return command_line(register, run, argv, prog, DESCRIPTION)

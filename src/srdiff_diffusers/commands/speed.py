@@ -4,7 +4,6 @@ and `srdiff evaluate`."""
 
 import argparse
 import shutil
-import warnings
 
 import torch
 
@@ -60,20 +59,8 @@ def resolve_device(args: argparse.Namespace) -> str:
     return device
 
 
-def pipeline_from_pretrained(model: str, dtype: torch.dtype):
-    """
-    `SRDiffPipeline.from_pretrained(model)` in `dtype`. Every diffusers release that setup.py allows understands
-    `torch_dtype`; 0.42 renamed it `dtype` and warns, which would only puzzle someone at the command line.
-    """
-    from ..pipelines import SRDiffPipeline
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="`torch_dtype` is deprecated", category=FutureWarning)
-        return SRDiffPipeline.from_pretrained(model, torch_dtype=dtype)
-
-
 def apply_speed_arguments(pipe, args: argparse.Namespace) -> None:
-    """Compiles the U-Net when asked (the dtype is set when loading, by `pipeline_from_pretrained`)."""
+    """Compiles the U-Net when asked (the dtype is set when loading, by `loading.load_pipeline`)."""
     if args.compile:
         import torch._inductor.config as inductor_config
 

@@ -1,6 +1,6 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""`srdiff train` (both stages): the command-line arguments of `examples/train_srdiff.py` and
-`python -m srdiff_diffusers.training`, and their command line ([`cli_main`])."""
+"""`srdiff train` (the paper's two stages and distillation): its arguments, shared with the accelerate entry
+`examples/train_srdiff.py`, and that script's command line ([`cli_main`])."""
 
 import argparse
 from typing import List, Optional, Tuple

@@ -2,44 +2,27 @@
 """`srdiff upscale`: super-resolve image files (or a bundled sample image) with an SRDiff pipeline."""
 
 import argparse
-import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-import numpy as np
 import PIL.Image
-import torch
 
-from ..image_processor import SIXTEEN_BIT_MODES, SRDiffImageProcessor
-from ..io import open_image, save_png
-from ..seeds import sample_seed
-from .speed import (
-    add_speed_arguments,
-    apply_speed_arguments,
-    pipeline_from_pretrained,
-    resolve_device,
-    torch_dtype,
+from ..io import save_png
+from ..loading import (
+    IMAGE_SUFFIXES,
+    SAMPLES,
+    SCHEDULERS,
+    apply_sampling_settings,
+    default_model_path,
+    load_pipeline,
+    load_sample,
+    read_image,
+    to_pil,
 )
-
-SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
-DEFAULT_STEPS = {"ddpm": 100, "ddim": 10, "dpm": 20, "unipc": 20}
-# Sample images bundled with scikit-image (no download): colour, gray and RGBA.
-SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "logo")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-RANDOM_WEIGHTS_WARNING = """
-################################################################################
-WARNING: no --model was given and no trained SRDiff model is installed, so this
-runs an SRDiff pipeline with RANDOM weights. The output is the bicubic upscale
-plus noise-like texture, NOT a real super-resolution. Pass a trained model:
-    srdiff upscale ... --model path/to/srdiff-folder   (or a Hugging Face Hub id)
-A folder comes from training, or from `srdiff convert` of an original SRDiff
-checkpoint.
-################################################################################
-"""
+from ..seeds import sample_generators, sample_seeds
+from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -55,18 +38,24 @@ def register(parser: argparse.ArgumentParser) -> None:
         "default model.",
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="Denoising steps (default: 10 for ddim, 100 for ddpm, 20 for the others)."
-    )
-    parser.add_argument(
-        "--scheduler", choices=SCHEDULERS, default="ddim",
-        help="Sampler (default: ddim, 10 steps: within 0.2 dB of the paper's 100-step ddpm, 9x faster; see "
-        "docs/schedulers.md).",
+        "--steps", type=int, default=None,
+        help="Denoising steps (default: the model's stored default with its own sampler; else 10 for ddim, 100 for "
+        "ddpm, 20 for the others).",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=None, help="Random seed for reproducible results.")
     parser.add_argument(
-        "--temperature", type=float, default=1.0,
-        help="Scale of the starting noise (default: 1, the model's own samples). Below 1 is more faithful (higher "
-        "PSNR) but less diverse and less detailed; see docs/schedulers.md.",
+        "--scheduler", choices=SCHEDULERS, default=None,
+        help="Sampler (default: the model's own, stored with it; ddim for a model that stores none). The paper's "
+        "sampling: --scheduler ddpm --steps 100 --temperature 1 (docs/sampling_defaults.md).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help="Seed: sample k of every image is drawn with seed + k, as in Python and the demo (default: a random "
+        "seed, printed and recorded in the manifest).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--temperature", type=float, default=None,
+        help="Scale of the starting noise (default: the model's stored default; 1 samples the model's distribution). "
+        "Below 1 is more faithful (higher PSNR) but less diverse and less detailed; see docs/sampling_defaults.md.",
     )  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=1, help="Samples per image (SRDiff is diverse).")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing output files.")
@@ -160,87 +149,6 @@ def collect_inputs(inputs: List[str], exclude: Optional[Path] = None) -> List[Tu
     return files
 
 
-def read_image(path: Path):
-    """
-    Reads an image file for the pipeline: a PIL image (the pipeline converts CMYK, 1-bit and similar modes), or, for
-    16-bit gray files, a float array in [0, 1] (so no precision is lost).
-    """
-    image = open_image(path)
-    if image.mode in SIXTEEN_BIT_MODES:
-        return SRDiffImageProcessor.sixteen_bit_to_unit_float(image, path)
-    return image
-
-
-def load_sample(name: str, scale: int) -> Tuple[PIL.Image.Image, PIL.Image.Image]:
-    """A scikit-image sample image and its MATLAB-bicubic `1 / scale` downscale (uint8, as LR benchmarks are made)."""
-    try:
-        import skimage.data
-    except ImportError:
-        raise ValueError("--sample needs scikit-image: pip install scikit-image") from None
-    from ..image_processing import imresize
-
-    processor = SRDiffImageProcessor
-    array = np.asarray(getattr(skimage.data, name)())
-    hr = processor.numpy_to_pt(array if array.ndim == 3 else array[:, :, None])
-    lr = processor.pt_to_numpy(imresize(hr, scale=1 / scale))[0]
-    return processor.numpy_to_pil(array), processor.numpy_to_pil(lr)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the pipeline
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def default_model_path() -> Optional[str]:
-    """The trained model shipped with the package, if any."""
-    import srdiff_diffusers
-
-    path = getattr(srdiff_diffusers, "DEFAULT_MODEL_PATH", None)
-    return str(path) if path is not None and Path(path).is_dir() else None
-
-
-def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32):
-    """
-    Loads `model` (a folder or a Hub id) in `dtype`; without one, the shipped model or, failing that, random weights.
-    """
-    from ..models import RRDBEncoder, SRDiffUNet2DModel
-    from ..pipelines import SRDiffPipeline
-    from ..pretrained import resolve_model
-
-    model = default_model_path() if model is None else resolve_model(model)
-    if model is None:
-        print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
-        with torch.random.fork_rng():
-            torch.manual_seed(0)  # the same random model every run, so --seed still reproduces outputs
-            pipe = SRDiffPipeline(unet=SRDiffUNet2DModel(), encoder=RRDBEncoder())
-        return pipe.to(dtype=dtype) if dtype != torch.float32 else pipe
-
-    path = Path(model).expanduser()
-    if not path.is_dir() and (path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1):
-        # Not a folder and not shaped like a Hub id ("owner/name").
-        raise FileNotFoundError(f"--model {model}: no such model folder")
-    try:
-        return pipeline_from_pretrained(str(path) if path.is_dir() else model, dtype)
-    except (OSError, ValueError) as error:
-        # Hub ids that cannot be resolved, incomplete folders, weights that do not match their config, ...
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        first_line = first_line.replace(" Please check out the root cause in the stacktrace above.", "")  # not shown
-        where = "" if path.is_dir() else " (a Hub id: is the id right, and is the Hub reachable or the model cached?)"
-        raise ValueError(f"could not load the model {model}{where}: {first_line}") from None
-
-
-def set_scheduler(pipe, name: str) -> None:
-    """Swaps the sampler, keeping the trained noise schedule; the fast ones start at the last training step and clip
-    the predicted x0 like the paper's sampler (see `SRDiffPipeline.fast_scheduler`)."""
-    from diffusers import DDPMScheduler
-
-    if name == "ddpm":
-        if not isinstance(pipe.scheduler, DDPMScheduler):
-            pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        return
-    pipe.scheduler = pipe.fast_scheduler({"ddim": "ddim", "dpm": "dpmsolver++", "unipc": "unipc"}[name])
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # outputs
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,14 +160,14 @@ def output_names(stem: str, scale: int, num_samples: int) -> List[str]:
     return [f"{stem}_x{scale}_sample{k}.png" for k in range(num_samples)]
 
 
-def to_pil(result) -> PIL.Image.Image:
-    """A pipeline result to a PIL image: PIL passes through, float gray arrays (16-bit inputs) become 16-bit."""
-    if isinstance(result, PIL.Image.Image):
-        return result
-    array, processor = np.asarray(result), SRDiffImageProcessor
-    if array.ndim == 3 and array.shape[2] == 1:
-        return processor.numpy_to_pil(processor.numpy_to_uint16(array[:, :, 0]))
-    return processor.numpy_to_pil(processor.numpy_to_uint8(array))
+@dataclass(frozen=True)
+class Settings:
+    """What every image of a run is sampled with: the user's options, else the model's stored defaults."""
+
+    sampler: str
+    steps: int
+    temperature: float
+    strength: float
 
 
 @dataclass
@@ -294,14 +202,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--init-image refines one image: give exactly one INPUT file (its LR image)")
     if args.tile_overlap < 0:
         raise ValueError(f"--tile-overlap must be at least 0, got {args.tile_overlap}")
-    check_temperature(args.temperature)
-    if args.temperature != 1 and args.init_image is not None:
+    if args.temperature is not None and args.temperature != 1 and args.init_image is not None:
         raise ValueError("--temperature scales the noise sampling starts from; --init-image refines a guess instead")
-
-
-def check_temperature(temperature: float) -> None:
-    if not 0 <= temperature < math.inf:
-        raise ValueError(f"--temperature must be a number >= 0 (1: the model's own samples), got {temperature}")
 
 
 def read_inputs(args: argparse.Namespace, output_dir: Path) -> List[Tuple[Path, str, tuple]]:
@@ -364,9 +266,9 @@ def run(args: argparse.Namespace) -> int:
     # 1. inputs, checked before the (slow) model load; then the pipeline, whose scale names the outputs
     inputs = read_inputs(args, output_dir)
     pipe = load_pipeline(args.model, torch_dtype(args))
-    set_scheduler(pipe, args.scheduler)
+    strength = (0.5 if args.strength is None else args.strength) if args.init_image else 1.0
+    settings = Settings(*apply_sampling_settings(pipe, args.scheduler, args.steps, args.temperature, strength), strength)
     scale = pipe.upscale_factor
-    steps = args.steps or DEFAULT_STEPS[args.scheduler]
 
     # 2. every output path is known now: refuse to overwrite (or skip what is done) before any process writes
     jobs = plan_jobs(args, inputs, output_dir, scale)
@@ -386,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
             for job in jobs:  # a kill between writing an output and its record: recorded now, its time unknown
                 for k, output in enumerate(job.outputs[: args.num_samples]):
                     if k not in job.todo and str(output) not in recorded:
-                        manifest.append(manifest_record(job, k, args, steps, None, None, state.process_index))
+                        manifest.append(manifest_record(job, k, args, settings, None, None, state.process_index))
             manifest.merge()
     state.wait_for_everyone()  # every process has planned from the same files before any writes
 
@@ -401,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         quiet = not state.is_main_process or len(pending) < 2
         progress = tqdm(total=len(share), desc="images", unit="image", disable=quiet)
         for batch in batches:
-            upscale_batch(pipe, batch, args, steps, scale, manifest, state.process_index)
+            upscale_batch(pipe, batch, args, settings, scale, manifest, state.process_index)
             progress.update(len(batch))
         progress.close()
 
@@ -419,20 +321,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def manifest_record(job: Job, sample: int, args, steps: int, seconds, batch, process_index: int) -> dict:
+def manifest_record(job: Job, sample: int, args, settings: Settings, seconds, batch, process_index: int) -> dict:
     """One manifest line; `seconds` is the batch's time divided by its images (`None`: found done, time unknown)."""
     return {
         "input": str(job.path) if job.path is not None else f"sample:{args.sample}",
         "output": str(job.outputs[sample]), "sample": sample,
-        "seed": sample_seed(args.seed, job.relative, sample) if args.seed is not None else None,
+        "seed": sample_seeds(args.seed, sample + 1)[sample] if args.seed is not None else None,
         "base_seed": args.seed, "model": args.model or default_model_path() or "random weights",
-        "sampler": args.scheduler, "steps": steps, "temperature": args.temperature,
+        "sampler": settings.sampler, "steps": settings.steps, "temperature": settings.temperature,
         "seconds": None if seconds is None else round(seconds, 4),
         "batch": batch, "process": process_index,
     }  # fmt: skip
 
 
-def upscale_batch(pipe, batch: List[Job], args, steps: int, scale: int, manifest, process_index: int) -> None:
+def upscale_batch(pipe, batch: List[Job], args, settings: Settings, scale: int, manifest, process_index: int) -> None:
     """One pipeline call for a batch of same-size jobs; writes each output atomically, then records it."""
     from tqdm.auto import tqdm
 
@@ -445,27 +347,26 @@ def upscale_batch(pipe, batch: List[Job], args, steps: int, scale: int, manifest
         else:
             image = read_image(job.path)
         images.append(image)
-    generator, seeds = None, [None] * (len(batch) * args.num_samples)
+    generator = None
     if args.seed is not None:
-        # One CPU generator per sample, from --seed and the image's relative path: the same noise whatever the other
-        # images, their order, the batch or the number of processes.
-        seeds = [sample_seed(args.seed, job.relative, k) for job in batch for k in range(args.num_samples)]
-        generator = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        # The seed rule (seeds.py): sample k of every image from seed + k, whatever the other images, the batch or the
+        # number of processes.
+        generator = [g for _ in batch for g in sample_generators(args.seed, args.num_samples)]
     output_type = "pil" if isinstance(images[0], PIL.Image.Image) else "np"
     start = time.perf_counter()
     results = pipe(
         images,
-        num_inference_steps=steps,
+        num_inference_steps=settings.steps,
         generator=generator,
         num_images_per_prompt=args.num_samples,
         output_type=output_type,
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,
         init_image=read_image(Path(args.init_image)) if args.init_image else None,
-        strength=(0.5 if args.strength is None else args.strength) if args.init_image else 1.0,
+        strength=settings.strength,
         lr_consistency=args.lr_consistency,
         batch_size=args.batch_size,
-        temperature=args.temperature,
+        temperature=settings.temperature,
     ).images
     seconds = (time.perf_counter() - start) / len(batch)
     for position, job in enumerate(batch):
@@ -477,6 +378,6 @@ def upscale_batch(pipe, batch: List[Job], args, steps: int, scale: int, manifest
             save_png(to_pil(results[row]), job.outputs[k])
             written.append(job.outputs[k])
             if manifest is not None:
-                manifest.append(manifest_record(job, k, args, steps, seconds, len(batch), process_index))
+                manifest.append(manifest_record(job, k, args, settings, seconds, len(batch), process_index))
         source = job.path if job.path is not None else "sample " + job.relative
         tqdm.write(f"{source} -> {', '.join(str(p) for p in written)}")

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Set
 import gradio as gr
 import torch
 
-from ..commands.upscale import SCHEDULERS, load_sample
+from ..loading import SCHEDULERS, StoredDefaults, load_sample
 from ..pretrained import DEFAULT_MODEL_NAME, SHIPPED_MODELS
 from ..io import save_png
 from .runner import Cancelled, DemoModels
@@ -137,9 +137,9 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^\w.-]", "_", Path(name).stem)[:64] or "image"
 
 
-def _default_steps(sampler: str) -> int:
-    """`srdiff upscale`'s: the paper's 100 steps for DDPM, 20 for the fast samplers."""
-    return 100 if sampler == "ddpm" else 20
+def _defaults(models: Dict[str, str], label) -> StoredDefaults:
+    """The sampling `srdiff upscale` uses for a model by default: its stored defaults, else DDIM 10 at 1."""
+    return StoredDefaults(*StoredDefaults.of_folder(models.get(label)).resolve())
 
 
 def build_demo(
@@ -261,8 +261,8 @@ def build_demo(
         hr_w, hr_h = result.after.size
         what = f"the mean of {samples} samples" if show_mean and samples > 1 else f"{samples} sample(s)"
         done = f"**{lr_w}x{lr_h} -> {hr_w}x{hr_h}** in {result.seconds:.1f} s: {what}, {SAMPLER_LABELS[sampler]}"
-        at = f", temperature {temperature:g}" if temperature != 1 else ""
-        status = " ".join([f"{done}, {steps} steps{at}, seed {seed}."] + upload.notes)
+        seeds = f"seed {seed}" if samples == 1 else f"seeds {seed} to {seed + samples - 1} (sample k: seed + k)"
+        status = " ".join([f"{done}, {steps} steps, temperature {temperature:g}, {seeds}."] + upload.notes)
         gallery = gr.Gallery(value=result.samples if samples > 1 else None, visible=samples > 1)
         return (result.before, result.after), gallery, str(result.png), status
 
@@ -303,18 +303,19 @@ def build_demo(
                     if paths:
                         gr.Examples([[path] for path in paths], inputs=[image], label="Examples (downscaled 4x)")
                 model = gr.Dropdown(labels, value=labels[0], label="Model")
+                first = _defaults(demo_models.models, labels[0])
                 with gr.Row():
                     sampler = gr.Dropdown(
-                        [(text, key) for key, text in SAMPLER_LABELS.items()], value="ddim", label="Sampler"
+                        [(text, key) for key, text in SAMPLER_LABELS.items()], value=first.sampler, label="Sampler"
                     )
-                    steps = gr.Slider(1, 100, value=20, step=1, label="Steps")
+                    steps = gr.Slider(1, 100, value=first.steps, step=1, label="Steps")
                 with gr.Accordion("More settings", open=False):
                     with gr.Row():
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                         samples = gr.Slider(1, max_samples, value=1, step=1, label="Samples")
                     show_mean = gr.Checkbox(False, label="Show the per-pixel mean of the samples (smoother)")
                     temperature = gr.Slider(
-                        0, 1.5, value=1, step=0.05, label="Temperature",
+                        0, 1.5, value=first.temperature, step=0.05, label="Temperature",
                         info="1: the model's own samples; lower: more faithful, less detailed",
                     )
                     with gr.Row():
@@ -340,7 +341,15 @@ def build_demo(
                 gallery = gr.Gallery(label="Samples", format="png", columns=4, visible=False, interactive=False)
                 download = gr.File(label="Download the PNG", interactive=False)
 
-        sampler.change(_default_steps, sampler, steps, queue=False, api_visibility="private")
+        def model_defaults(label):
+            defaults = _defaults(demo_models.models, label)
+            return defaults.sampler, defaults.steps, defaults.temperature
+
+        def sampler_steps(label, name):
+            return StoredDefaults.of_folder(demo_models.models.get(label)).resolve(name)[1]
+
+        model.change(model_defaults, model, [sampler, steps, temperature], queue=False, api_visibility="private")
+        sampler.input(sampler_steps, [model, sampler], steps, queue=False, api_visibility="private")
         gr.on(
             [image.change, model.change, steps.change, samples.change],
             estimate,

@@ -18,7 +18,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..commands.upscale import load_pipeline, set_scheduler, to_pil
+from ..loading import load_pipeline, set_scheduler, to_pil
+from ..seeds import sample_generators
 from ..image_processing import imresize
 from ..image_processor import SRDiffImageProcessor
 from ..io import save_png
@@ -160,7 +161,7 @@ class DemoModels:
         outputs = pipe(
             upload.image,
             num_inference_steps=steps,
-            generator=[torch.Generator("cpu").manual_seed(seed + k) for k in range(num_samples)],
+            generator=sample_generators(seed, num_samples),
             num_images_per_prompt=num_samples,
             output_type="np" if upload.sixteen_bit else "pil",
             tile_size=tile_size,

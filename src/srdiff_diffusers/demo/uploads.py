@@ -13,7 +13,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 
-from ..commands.upscale import read_image
+from ..loading import read_image
 from ..image_processor import SIXTEEN_BIT_MODES
 
 # Smaller images carry too little to super-resolve (and 1x1 uploads are nearly always mistakes).

@@ -24,7 +24,7 @@ from ..image_processing import imresize
 from ..argument_checks import is_int
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image
-from ..seeds import sample_seed
+from ..seeds import sample_generators
 from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
@@ -184,7 +184,7 @@ def super_resolve(
         pipe ([`SRDiffPipeline`], *optional*): Needed by `"rrdb"` and `"srdiff"`.
         num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
         num_samples (`int`, *optional*, defaults to 1): SRDiff samples (the others are deterministic: one image).
-        generator (`torch.Generator`, *optional*): SRDiff's randomness.
+        generator (`torch.Generator` or a list, one per sample, *optional*): SRDiff's randomness.
         temperature (`float`, *optional*, defaults to 1.0): Scale of SRDiff's starting noise (see
             [`SRDiffPipeline.__call__`]).
 
@@ -399,8 +399,8 @@ def evaluate_pipeline(
         num_inference_steps (`int`, *optional*, defaults to 100): SRDiff's denoising steps.
         num_samples (`int`, *optional*, defaults to 1): SRDiff samples per image; metrics are averaged over them,
             and the diversity sigma needs at least 2.
-        seed (`int`, *optional*, defaults to 0): Base seed; each image's generator is seeded from it and the image's
-            name ([`~srdiff_diffusers.seeds.sample_seed`]), so results do not depend on the other images or processes.
+        seed (`int`, *optional*, defaults to 0): Sample k of every image is drawn with seed `seed + k`
+            ([`~srdiff_diffusers.seeds.sample_generators`]), as `srdiff upscale` and the demo draw it.
         temperature (`float`, *optional*, defaults to 1.0): Scale of SRDiff's starting noise (see
             [`SRDiffPipeline.__call__`]).
         crop (`int`, *optional*): Center-crop HR to `crop x crop` first (see [`prepare_pair`]), for quick runs.
@@ -479,7 +479,7 @@ def evaluate_pipeline(
             "scheduler": scheduler_name,
             "num_samples": num_samples,
             "seed": seed,
-            "seeding": "sha256",  # per-image seeds of `srdiff_diffusers.seeds`, not the crc32 ones of before
+            "seeding": "seed+k",  # the seed rule of `srdiff_diffusers.seeds`, not the per-name seeds of before
             # absent at 1, so that results cached before the option existed stay valid
             **({"temperature": float(temperature)} if temperature != 1 else {}),
         },
@@ -505,7 +505,7 @@ def evaluate_pipeline(
                 if method == "srdiff_mean" and outputs.get("srdiff") is not None:
                     images = [mean_image(outputs["srdiff"])]  # the samples just made, from the same seed
                 else:
-                    generator = torch.Generator().manual_seed(sample_seed(seed, name)) if stochastic else None
+                    generator = sample_generators(seed, num_samples) if stochastic else None
                     images = super_resolve(
                         method,
                         lr,

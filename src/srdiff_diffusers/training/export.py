@@ -139,9 +139,3 @@ def export_pipeline(
         pipeline.to(dtype=dtype)
     pipeline.save_pretrained(output_dir, max_shard_size=max_shard_size)
     return pipeline
-
-
-if __name__ == "__main__":  # the former entry point, now `srdiff export`
-    from ..commands.export import main
-
-    raise SystemExit(main())

@@ -91,9 +91,3 @@ def push_to_hub(args) -> str:
         token=args.hub_token,
         commit_message="Upload SRDiff model trained with examples/train_srdiff.py",
     )
-
-
-if __name__ == "__main__":  # the former entry point, now `srdiff model-card`
-    from ..commands.model_card import main
-
-    raise SystemExit(main())
