@@ -10,8 +10,8 @@ import torch
 
 from srdiff_diffusers import SRDiffPipeline
 from srdiff_diffusers.cli import main
+from srdiff_diffusers import loading
 from srdiff_diffusers.commands import speed, upscale
-from srdiff_diffusers.seeds import sample_seed
 
 from conftest import tiny_pipeline
 
@@ -49,8 +49,8 @@ def test_same_as_the_pipeline(model_dir, inputs, tmp_path):
     assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=out, steps=2) == 0
     pipe = tiny_pipeline()
     with PIL.Image.open(inputs / "odd.png") as image:
-        # The CLI seeds each image from --seed and its relative name (srdiff_diffusers.seeds).
-        generator = [torch.Generator().manual_seed(sample_seed(0, "odd.png"))]
+        # The seed rule (srdiff_diffusers.seeds): sample k of every image from --seed + k.
+        generator = torch.Generator().manual_seed(0)
         expected = pipe(image, num_inference_steps=2, generator=generator).images[0]
     with PIL.Image.open(out / "odd_x4.png") as image:
         np.testing.assert_array_equal(np.asarray(image), np.asarray(expected))
@@ -87,8 +87,8 @@ def test_num_samples_and_schedulers(model_dir, inputs, tmp_path):
 
 
 def test_scheduler_swap_uses_trailing_spacing(model_dir):
-    pipe = upscale.load_pipeline(model_dir)
-    upscale.set_scheduler(pipe, "dpm")
+    pipe = loading.load_pipeline(model_dir)
+    loading.set_scheduler(pipe, "dpm")
     assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
     pipe.scheduler.set_timesteps(5)
     assert int(pipe.scheduler.timesteps[0]) == 99  # starts from pure noise
@@ -206,17 +206,15 @@ def test_no_model_uses_the_fallback(inputs, tmp_path, monkeypatch):
 
 
 def test_random_weights_fallback_builds_the_default_config(monkeypatch, capsys):
-    monkeypatch.setattr(upscale, "default_model_path", lambda: None)
-    pipe = upscale.load_pipeline(None)
-    assert "RANDOM weights" in capsys.readouterr().err and "--model" in upscale.RANDOM_WEIGHTS_WARNING
+    monkeypatch.setattr(loading, "default_model_path", lambda: None)
+    pipe = loading.load_pipeline(None)
+    assert "RANDOM weights" in capsys.readouterr().err and "--model" in loading.RANDOM_WEIGHTS_WARNING
     assert pipe.upscale_factor == 4 and tuple(pipe.unet.config.block_out_channels) == (64, 128, 192, 256)
 
 
 def test_shipped_default_model_is_used(model_dir, monkeypatch, capsys):
-    import srdiff_diffusers
-
-    monkeypatch.setattr(srdiff_diffusers, "DEFAULT_MODEL_PATH", model_dir, raising=False)
-    pipe = upscale.load_pipeline(None)
+    monkeypatch.setattr(loading, "DEFAULT_MODEL_PATH", model_dir)
+    pipe = loading.load_pipeline(None)
     assert "RANDOM" not in capsys.readouterr().err
     assert tuple(pipe.unet.config.block_out_channels) == (8, 16, 16, 32)
 
@@ -277,7 +275,7 @@ def test_temperature_reaches_the_pipeline_and_the_manifest(model_dir, inputs, tm
     args = [inputs / "odd.png", "--temperature", "0.5", "--manifest", manifest]
     assert upscale_cli(*args, model_dir=model_dir, out=out, steps=2) == 0
     with PIL.Image.open(inputs / "odd.png") as image:
-        seed = sample_seed(0, "odd.png")
+        seed = 0  # --seed 0, sample 0
         expected = tiny_pipeline()(
             image, num_inference_steps=2, generator=[torch.Generator().manual_seed(seed)], temperature=0.5
         ).images[0]
@@ -288,4 +286,4 @@ def test_temperature_reaches_the_pipeline_and_the_manifest(model_dir, inputs, tm
     assert json.loads(manifest.read_text().splitlines()[0])["temperature"] == 0.5
     for bad in ("-1", "nan"):
         assert upscale_cli(inputs / "odd.png", "--temperature", bad, model_dir=model_dir, out=tmp_path / "o") == 2
-        assert "--temperature must be a number >= 0" in capsys.readouterr().err
+        assert "`temperature` must be a number >= 0" in capsys.readouterr().err

@@ -89,10 +89,12 @@ def test_shipped_model_beats_bicubic_on_a_bundled_photo(shipped, astronaut_hr):
     rrdb = to_uint8(((rrdb[0] + 1) / 2).permute(1, 2, 0).numpy())
     assert peak_signal_noise_ratio(hr, rrdb, data_range=255) > bicubic_psnr
 
-    # SRDiff itself, with a fast sampler and few steps: 8 samples in one batch.
+    # SRDiff's own samples (temperature 1) with DDIM and the model's stored steps (10, or 1 for a one-step model).
     pipe.scheduler = pipe.fast_scheduler("ddim")
     generator = torch.Generator().manual_seed(0)
-    out = pipe(lr, num_inference_steps=10, num_images_per_prompt=8, generator=generator, output_type="np")
+    steps = pipe.sampling_defaults()[0]
+    out = pipe(lr, num_inference_steps=steps, num_images_per_prompt=8, generator=generator, output_type="np",
+               temperature=1.0)  # fmt: skip
     samples = [to_uint8(image) for image in out.images]
     assert len(samples) == 8 and samples[0].shape == hr.shape
     for sample in samples:
@@ -100,3 +102,15 @@ def test_shipped_model_beats_bicubic_on_a_bundled_photo(shipped, astronaut_hr):
         assert peak_signal_noise_ratio(hr, sample, data_range=255) > bicubic_psnr - SRDIFF_PSNR_MARGIN_DB
     mean = np.round(np.stack(samples).astype(np.float64).mean(axis=0)).astype(np.uint8)
     assert peak_signal_noise_ratio(hr, mean, data_range=255) > bicubic_psnr
+
+
+def test_shipped_model_with_its_stored_defaults_beats_bicubic(shipped, astronaut_hr):
+    """What `pipe(image)`, `srdiff upscale` and the demo give by default: one sample, above bicubic (no skip)."""
+    name, pipe = shipped
+    assert pipe.config.default_num_inference_steps is not None, f"{name} stores no sampling defaults"
+    lr = TEST_LR[name](astronaut_hr)
+    bicubic = to_uint8(imresize(torch.from_numpy(lr).permute(2, 0, 1).float() / 255, scale=4).permute(1, 2, 0).numpy())
+    sample = to_uint8(pipe(lr, generator=torch.Generator().manual_seed(0), output_type="np").images[0])
+    psnr = peak_signal_noise_ratio(astronaut_hr, sample, data_range=255)
+    assert psnr > peak_signal_noise_ratio(astronaut_hr, bicubic, data_range=255) + 0.3, psnr
+    assert lr_psnr(sample, lr) > lr_psnr(bicubic, lr)

@@ -15,7 +15,7 @@ import torch
 
 from srdiff_diffusers.cli import main
 from srdiff_diffusers.commands.scale_out import Manifest
-from srdiff_diffusers.seeds import sample_seed
+from srdiff_diffusers.seeds import sample_generators, sample_seeds
 
 from conftest import REPO_ROOT, tiny_pipeline
 
@@ -210,16 +210,12 @@ def test_cli_batch_size_gives_the_unbatched_images(model_dir, nested_inputs, tmp
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_sample_seeds_are_stable_across_processes_and_distinct():
-    code = "from srdiff_diffusers.seeds import sample_seed; print(sample_seed(7, 'sub/c.png', 1))"
-    values = {
-        subprocess.run([sys.executable, "-c", code], env=subprocess_env(PYTHONHASHSEED=salt), capture_output=True,
-                       text=True, check=True).stdout.strip()
-        for salt in ("1", "2")
-    }  # fmt: skip
-    assert values == {str(sample_seed(7, "sub/c.png", 1))}  # Python's salted `hash` would differ here
-    seeds = {sample_seed(s, name, k) for s in (0, 1) for name in ("a.png", "sub/a.png") for k in (0, 1)}
-    assert len(seeds) == 8 and all(0 <= seed < 2**63 for seed in seeds)
+def test_the_seed_rule_is_seed_plus_k():
+    assert sample_seeds(7, 3) == [7, 8, 9]
+    drawn = [torch.randn(4, generator=g) for g in sample_generators(7, 2)]
+    assert torch.equal(drawn[1], torch.randn(4, generator=torch.Generator().manual_seed(8)))
+    with pytest.raises(ValueError, match="non-negative"):
+        sample_seeds(-1, 1)
 
 
 def test_outputs_do_not_depend_on_the_order_or_the_other_inputs(model_dir, nested_inputs, tmp_path):
@@ -234,11 +230,12 @@ def test_outputs_do_not_depend_on_the_order_or_the_other_inputs(model_dir, neste
     assert outputs_of(tmp_path / "b")["b_x4.png"] == outputs_of(tmp_path / "ab")["b_x4.png"]
 
 
-def test_the_same_picture_at_two_paths_gets_its_own_noise(model_dir, nested_inputs, tmp_path):
+def test_the_same_picture_and_seed_give_the_same_output_wherever_it_lies(model_dir, nested_inputs, tmp_path):
     (nested_inputs / "sub" / "a_copy.png").write_bytes((nested_inputs / "a.png").read_bytes())
     assert main(upscale_args(nested_inputs, tmp_path / "out", model_dir)) == 0
     outputs = outputs_of(tmp_path / "out")
-    assert outputs["a_x4.png"] != outputs["sub/a_copy_x4.png"]  # seeded by the path, not one seed for every image
+    assert outputs["a_x4.png"] == outputs["sub/a_copy_x4.png"]  # the seed rule: seed + k, not the file's path
+    assert outputs["a_x4.png"] != outputs["b_x4.png"]
 
 
 def test_evaluate_split_over_two_processes_reports_what_one_process_does(model_dir, tmp_path):

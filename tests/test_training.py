@@ -25,7 +25,7 @@ from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, imresize  # noqa: E402
 from srdiff_diffusers.commands.train import parse_args  # noqa: E402
 from srdiff_diffusers.training import SRPatchDataset, load_hr_images  # noqa: E402
 from srdiff_diffusers.training import train as train_stage  # noqa: E402
-from srdiff_diffusers.training.model_card import render_model_card  # noqa: E402
+from srdiff_diffusers.training.model_card import model_card_of_run  # noqa: E402
 from srdiff_diffusers.training.trainer import TrainingResult, list_checkpoints, upscale_lr  # noqa: E402
 
 from conftest import REPO_ROOT  # noqa: E402
@@ -554,7 +554,7 @@ def test_model_card_has_hub_metadata_arguments_and_numbers(tmp_path):
         losses={1: 0.5, 2: 0.25}, global_step=2,
         validation={2: {"psnr": 25.123, "lr_psnr": 45.6, "bicubic_psnr": 24.0, "bicubic_lr_psnr": 38.25}},
     )  # fmt: skip
-    card = render_model_card(args, result, template=REPO_ROOT / "model_card.md")
+    card = model_card_of_run(args, result, template=REPO_ROOT / "model_card.md")
     assert card.data.license == "apache-2.0" and card.data.library_name == "diffusers"
     assert {"super-resolution", "diffusion", "srdiff"} <= set(card.data.tags)
     assert card.data.datasets == ["BSD100"] and "psnr" in card.data.metrics
@@ -568,7 +568,7 @@ def test_model_card_has_hub_metadata_arguments_and_numbers(tmp_path):
 def test_model_card_of_each_stage_and_preset_says_what_the_folder_is(tmp_path):
     def card_text(*extra):
         args = parse_args(["--train_data_dir", "/data/faces/HR", "--output_dir", str(tmp_path), *extra])
-        return render_model_card(args, TrainingResult(), template=REPO_ROOT / "model_card.md").text
+        return model_card_of_run(args, TrainingResult(), template=REPO_ROOT / "model_card.md").text
 
     encoder_card = card_text("--stage", "rrdb", "--upscale_factor", "8")
     assert 'RRDBEncoder.from_pretrained("path/to/this/folder")' in encoder_card  # not a pipeline: no model_index.json
@@ -630,7 +630,7 @@ def test_model_card_of_an_exported_checkpoint(tmp_path, capsys):
     argv = [str(model_dir), "--training_command", package_command, *common, *evaluation]
     assert model_card_main(argv) == 0 and "| SRDiff | 23.45 |" in (model_dir / "README.md").read_text()
     args = parse_args(shlex.split(command)[2:])
-    card = render_model_card(args, TrainingResult(global_step=2), evaluation=tmp_path / "results.md")
+    card = model_card_of_run(args, TrainingResult(global_step=2), evaluation=tmp_path / "results.md")
     assert "| SRDiff | 23.45 |" in card.text and "results.md" not in card.text.split("## Evaluation")[1][:40]
 
 

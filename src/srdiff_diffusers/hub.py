@@ -144,7 +144,7 @@ def render_model_card(
         evaluation (`str`, *optional*): Markdown for the evaluation section (e.g. `srdiff evaluate`'s results.md).
         template (`str` or `os.PathLike`, *optional*): Another template; defaults to the repository's `model_card.md`.
         training: The training run's fields of the template (`command`, `arguments`, `global_step`, `final_loss`,
-            `validation`, `preset`, `degradation`), from `training.render_model_card`.
+            `validation`, `preset`, `degradation`), from `training.model_card_of_run`.
     """
     card_data = ModelCardData(
         license=LICENSE,

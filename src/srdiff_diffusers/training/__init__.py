@@ -7,7 +7,7 @@ Functions only; their command lines are `srdiff train`, `srdiff export` and `srd
 
 from .data import SRPatchDataset, load_hr_images
 from .export import export_pipeline
-from .model_card import render_model_card, write_model_card
+from .model_card import model_card_of_run, write_model_card
 from .trainer import TrainingResult, read_loss_log, train
 
 __all__ = [
@@ -15,8 +15,8 @@ __all__ = [
     "TrainingResult",
     "export_pipeline",
     "load_hr_images",
+    "model_card_of_run",
     "read_loss_log",
-    "render_model_card",
     "train",
     "write_model_card",
 ]

@@ -1,9 +1,10 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
 """
-Turns a stage-`diffusion` checkpoint into a complete `SRDiffPipeline` folder, so that a run can be stopped at any
-time and its newest checkpoint used (`srdiff export`, or `python -m srdiff_diffusers.training.export`):
+Turns a stage-`diffusion` (or `distill`) checkpoint into a complete `SRDiffPipeline` folder, so that a run can be
+stopped at any time and its newest checkpoint used (`srdiff export`):
 
     srdiff export runs/srdiff/checkpoint-4000 --pretrained_encoder runs/rrdb --output_dir models/srdiff-x4
+    srdiff export runs/distill/checkpoint-2000 --teacher bicubic --output_dir models/srdiff-x4-1step
 
 Given several checkpoints of one run, it saves the mean of their weights (checkpoint averaging): for a run trained
 without `--use_ema`, the average of the last few checkpoints smooths the step-to-step fluctuation of the weights
@@ -18,15 +19,19 @@ import torch
 from diffusers.configuration_utils import FrozenDict
 from safetensors.torch import load_file
 
+from diffusers import DDIMScheduler
+
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from .trainer import EMA_SUBFOLDER, STAGE_SUBFOLDERS, load_encoder
+from ..pretrained import resolve_model
+from .distillation import ddim_scheduler
+from .trainer import EMA_SUBFOLDER, SCHEDULER_SUBFOLDER, STAGE_SUBFOLDERS, load_encoder
 
 
 def _load_unet(checkpoint: str, use_ema: bool) -> SRDiffUNet2DModel:
     if not os.path.exists(checkpoint):
         raise ValueError(
-            f"Checkpoint {checkpoint!r} not found; pass a checkpoint-N folder of a `--stage diffusion` run."
+            f"Checkpoint {checkpoint!r} not found; pass a checkpoint-N folder of a `--stage diffusion` or `distill` run."
         )
     unet_folder = os.path.join(checkpoint, STAGE_SUBFOLDERS["diffusion"])
     if not os.path.isfile(os.path.join(unet_folder, "config.json")):
@@ -57,7 +62,7 @@ def _architecture(unet: SRDiffUNet2DModel) -> dict:
 
 def export_pipeline(
     checkpoint: Union[str, Sequence[str]],
-    pretrained_encoder: str,
+    pretrained_encoder: Optional[str],
     output_dir: str,
     use_ema: bool = True,
     overwrite: bool = False,
@@ -65,14 +70,20 @@ def export_pipeline(
     lr_upscale_divisor: float = 255.0,
     dtype: Optional[torch.dtype] = None,
     max_shard_size: Optional[Union[int, str]] = None,
+    teacher: Optional[str] = None,
+    prediction_type: Optional[str] = None,
+    default_num_inference_steps: Optional[int] = None,
+    default_temperature: Optional[float] = None,
 ) -> SRDiffPipeline:
     r"""
-    Builds and saves the pipeline of a stage-`diffusion` checkpoint, or of the mean of several checkpoints' weights.
+    Builds and saves the pipeline of a stage-`diffusion` or `distill` checkpoint, or of the mean of several
+    checkpoints' weights.
 
     Args:
-        checkpoint (`str` or `Sequence[str]`): A `checkpoint-N` folder of a `--stage diffusion` run, or several of
-            the same run, whose U-Net weights are then averaged (in float64, saved in the run's dtype).
-        pretrained_encoder (`str`): The encoder the run was trained with (its `--pretrained_encoder`).
+        checkpoint (`str` or `Sequence[str]`): A `checkpoint-N` folder of a `--stage diffusion` or `distill` run, or
+            several of the same run, whose U-Net weights are then averaged (in float64, saved in the run's dtype).
+        pretrained_encoder (`str`): The encoder the run was trained with (its `--pretrained_encoder`); `None` with
+            `teacher`.
         output_dir (`str`): Where the pipeline goes (`save_pretrained`).
         use_ema (`bool`, *optional*, defaults to `True`): Use the EMA weights when the checkpoint has them.
         overwrite (`bool`, *optional*, defaults to `False`): Allow replacing a pipeline already in `output_dir`.
@@ -82,6 +93,13 @@ def export_pipeline(
             default: the run's.
         max_shard_size (`int` or `str`, *optional*): Split each model's weights into files of at most this size
             (e.g. `"15MB"`), for hosts that limit file sizes; default: one file per model.
+        teacher (`str`, *optional*): For a `--stage distill` checkpoint: the run's `--teacher`, whose encoder,
+            residual rescale and divisor the student uses.
+        prediction_type (`str`, *optional*): What the U-Net predicts; default: what the checkpoint's saved scheduler
+            says (distill runs save it), else `"epsilon"`. Not epsilon: the pipeline samples with DDIM.
+        default_num_inference_steps (`int`, *optional*): The steps saved as the model's default (1 for a one-step
+            student); default: none stored (the paper's 100).
+        default_temperature (`float`, *optional*): The temperature saved as the model's default.
 
     Returns:
         [`SRDiffPipeline`]: the saved pipeline.
@@ -90,7 +108,7 @@ def export_pipeline(
         if not isinstance(flag, bool):  # "False" is truthy and would overwrite
             raise TypeError(f"`{name}` must be True or False, got {flag!r}.")
     for name, path in (("pretrained_encoder", pretrained_encoder), ("output_dir", output_dir)):
-        if not isinstance(path, (str, os.PathLike)):
+        if not isinstance(path, (str, os.PathLike)) and not (name == "pretrained_encoder" and path is None):
             raise TypeError(f"`{name}` must be a folder path, got {type(path).__name__}.")
     if checkpoint is None or isinstance(checkpoint, bytes):
         raise TypeError(f"`checkpoint` must be a checkpoint-N folder path or a list of them, got {checkpoint!r}.")
@@ -125,15 +143,29 @@ def export_pipeline(
         with torch.no_grad():
             for name, value in unet.state_dict().items():
                 value.copy_(total[name] / len(checkpoints))
-    encoder = load_encoder(pretrained_encoder)
+    if (teacher is None) == (pretrained_encoder is None):
+        raise ValueError("Give the run's `--pretrained_encoder` (stage diffusion) or its `--teacher` (stage distill).")
+    if teacher is not None:
+        teacher_pipeline = SRDiffPipeline.from_pretrained(resolve_model(teacher))
+        encoder = teacher_pipeline.encoder
+        residual_rescale = teacher_pipeline.config.residual_rescale
+        lr_upscale_divisor = teacher_pipeline.config.lr_upscale_divisor
+    else:
+        encoder = load_encoder(pretrained_encoder)
     for model in (unet, encoder):
         _forget_source(model)
+    saved = os.path.join(checkpoints[0], SCHEDULER_SUBFOLDER)
+    if prediction_type is None and os.path.isdir(saved):
+        prediction_type = DDIMScheduler.load_config(saved).get("prediction_type")
+    few_step = prediction_type not in (None, "epsilon")
     pipeline = SRDiffPipeline(
         unet=unet,
         encoder=encoder,
-        scheduler=default_scheduler(),
+        scheduler=ddim_scheduler(default_scheduler().config, prediction_type) if few_step else default_scheduler(),
         residual_rescale=residual_rescale,
         lr_upscale_divisor=lr_upscale_divisor,
+        default_num_inference_steps=default_num_inference_steps,
+        default_temperature=default_temperature,
     )
     if dtype is not None:
         pipeline.to(dtype=dtype)

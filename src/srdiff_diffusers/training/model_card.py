@@ -18,7 +18,7 @@ def _dataset_name(args) -> str:
     return os.path.basename(os.path.normpath(os.path.dirname(os.path.normpath(args.train_data_dir)))) or "custom"
 
 
-def render_model_card(
+def model_card_of_run(
     args, result, template: Optional[Path] = None, evaluation: Optional[str] = None
 ) -> ModelCard:
     r"""
@@ -70,7 +70,7 @@ def render_model_card(
 
 def write_model_card(args, result, output_dir: Optional[str] = None, evaluation: Optional[str] = None) -> Path:
     """Writes `README.md` (the model card) into `output_dir` (default `--output_dir`), atomically."""
-    card = render_model_card(args, result, evaluation=evaluation)
+    card = model_card_of_run(args, result, evaluation=evaluation)
     path = Path(output_dir or args.output_dir) / "README.md"
     atomic_write(path, str(card))
     return path

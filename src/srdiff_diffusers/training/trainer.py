@@ -49,6 +49,8 @@ STAGE_SUBFOLDERS = {
     "distill": SUBFOLDERS[SRDiffUNet2DModel],
 }
 EMA_SUBFOLDER = "ema"
+# A distill checkpoint also holds the student's scheduler (its prediction type), so that it exports as it samples.
+SCHEDULER_SUBFOLDER = "scheduler"
 LOSS_LOG = "loss_log.jsonl"
 
 
@@ -66,12 +68,12 @@ class TrainingResult:
 
 def check_args(args) -> None:
     """Raises `ValueError` for inconsistent arguments, before anything is loaded."""
+    check_distill_args(args)
     if args.stage == "diffusion" and not args.pretrained_encoder:
         raise ValueError(
             "`--stage diffusion` needs `--pretrained_encoder`: the output folder of a `--stage rrdb` run (or any "
             "RRDBEncoder `save_pretrained` folder). The encoder is frozen in this stage, so it must be trained first."
         )
-    check_distill_args(args)
     if args.pretrained_unet and args.stage != "diffusion":
         raise ValueError("`--pretrained_unet` warm-starts the noise predictor: it goes with `--stage diffusion`.")
     if args.pretrained_unet and not os.path.isdir(args.pretrained_unet):
@@ -536,6 +538,8 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
                 weights.pop()  # saved above; accelerate must not save it again
             if ema is not None:
                 ema.save_pretrained(os.path.join(output_dir, EMA_SUBFOLDER))
+            if args.stage == "distill":
+                student_scheduler.save_pretrained(os.path.join(output_dir, SCHEDULER_SUBFOLDER))
 
     def load_model_hook(models, input_dir):
         while models:
