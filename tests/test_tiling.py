@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from conftest import tiny_pipeline
 
 from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, SRDiffUNet2DModel
+from srdiff_diffusers.pipelines.sizes import lr_size_rule
 from srdiff_diffusers.pipelines.tiling import (
     AUTO_TILE_THRESHOLD,
     TiledNoisePredictor,
@@ -72,7 +73,7 @@ def test_auto_tile_size_threshold_and_bad_values():
 def test_the_smallest_tile_accepted_runs(scale):
     """Every tile size the pipeline accepts must run: tiles below the U-Net's minimum used to fail inside torch."""
     pipe = tiny_pipeline(scale)
-    align, min_tile = pipe._lr_size_rule()
+    align, min_tile = lr_size_rule(pipe.unet)
     lr = torch.rand(1, 3, 3 * min_tile, 2 * min_tile)
     with pytest.raises(ValueError, match=f"at least {min_tile} LR pixels"):
         _raw(pipe, lr, tile_size=min_tile - align, tile_overlap=0)

@@ -18,6 +18,7 @@ from ..image_processing import imresize
 from ..image_processor import PreparedImage
 from ..argument_checks import check_generator, is_real
 from .pipeline_srdiff import SRDiffPipeline
+from .sizes import padded_size
 from .tiling import DEFAULT_TILE_OVERLAP
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
@@ -171,9 +172,9 @@ class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
     """
 
     def _start_shape(self, low_res: torch.Tensor, count: int):
-        padded = self.pad_to_multiple(low_res)
+        height, width = padded_size(*low_res.shape[-2:], self.unet)
         scale = self.upscale_factor
-        return (count, self.unet.config.out_channels, padded.shape[-2] * scale, padded.shape[-1] * scale)
+        return (count, self.unet.config.out_channels, height * scale, width * scale)
 
     @torch.no_grad()
     def prepare_latents(
