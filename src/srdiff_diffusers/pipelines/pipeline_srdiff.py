@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDPMScheduler, DiffusionPipeline, ImagePipelineOutput
+from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
@@ -21,9 +21,10 @@ from .lr_consistency import lr_consistency as lr_consistency_correction
 from .hub_mixin import HubNativeMixin
 from .input_checks import check_call_inputs, check_components, check_defaults
 from .srdiff_formulas import SRDiffFormulas
-from .schedulers import check_scheduler, fast_scheduler, noise_schedule, prediction_type
-from .sizes import batches, lr_size_rule, output_rows, pad_bottom_right, padded_size, tile_size_for
-from .tiling import DEFAULT_TILE_OVERLAP, NoisePredictor, TiledNoisePredictor, encode_tiled, plan_tiles, repeat_rows
+from .schedulers import PAPER_NUM_INFERENCE_STEPS, PAPER_TEMPERATURE, check_scheduler, default_scheduler
+from .schedulers import fast_scheduler, noise_schedule, prediction_type
+from .sizes import pad_bottom_right, padded_size
+from .tiling import DEFAULT_TILE_OVERLAP, batches, noise_predictor, output_rows, repeat_rows
 
 
 EXAMPLE_DOC_STRING = """
@@ -42,14 +43,6 @@ EXAMPLE_DOC_STRING = """
         >>> image = pipe(low_res, num_inference_steps=20).images[0]
         ```
 """
-
-def default_scheduler() -> DDPMScheduler:
-    """The schedule of the paper: T = 100, cosine betas, DDPM posterior with the predicted x0 clipped to [-1, 1]."""
-    return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True)
-
-
-# The paper's sampling, used where a model stores no defaults of its own.
-PAPER_NUM_INFERENCE_STEPS, PAPER_TEMPERATURE = 100, 1.0
 
 
 class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
@@ -117,22 +110,10 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         return self.unet.config.upscale_factor
 
     def check_inputs(
-        self,
-        image,
-        num_inference_steps,
-        strength,
-        init_image=None,
-        latents=None,
-        output_type="pil",
-        num_images_per_prompt=1,
-        callback_on_step_end_tensor_inputs=None,
-        generator=None,
-        eta=0.0,
-        lr_consistency=False,
-        tile_overlap=DEFAULT_TILE_OVERLAP,
-        batch_size=1,
-        temperature=1.0,
-    ) -> None:
+        self, image, num_inference_steps, strength, init_image=None, latents=None, output_type="pil",
+        num_images_per_prompt=1, callback_on_step_end_tensor_inputs=None, generator=None, eta=0.0,
+        lr_consistency=False, tile_overlap=DEFAULT_TILE_OVERLAP, batch_size=1, temperature=1.0,
+    ) -> None:  # fmt: skip
         """Checks the arguments of `__call__`, with `image` and `init_image` already preprocessed (lists)."""
         self._check_scheduler()
         check_call_inputs(
@@ -165,22 +146,6 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         [`~srdiff_diffusers.fast_scheduler`].
         """
         return fast_scheduler(self.scheduler.config, name, **kwargs)
-
-    def _noise_predictor(self, lr_padded: torch.Tensor, num_samples: int, tile_size, tile_overlap: int, batch_size=1):
-        """
-        Encodes the padded LR images (a batch of one size) and returns `predict(model_input, t) -> noise`, tiled or
-        not; tiled, `batch_size` tiles go through the U-Net together.
-        """
-        lr = self.image_processor.normalize(lr_padded).to(self.encoder.dtype)
-        height, width = lr.shape[-2:]
-        tile_hw = tile_size_for(self.unet, height, width, tile_size, tile_overlap)
-        if tile_hw is None:
-            return NoisePredictor(self.unet, self.encoder.encode(lr).to(self.unet.dtype), num_samples)
-        tiles = plan_tiles(height, width, *tile_hw, tile_overlap, lr_size_rule(self.unet)[0])
-        # The encoder needs no blending, so its tiles abut (no overlap) and each sees `tile_overlap` of context.
-        encoder_tiles = plan_tiles(height, width, *tile_hw, 0, 1)
-        condition = encode_tiled(self.encoder, lr, encoder_tiles, context=tile_overlap).to(self.unet.dtype)
-        return TiledNoisePredictor(self.unet, condition, tiles, tile_overlap, num_samples, batch_size)
 
     def get_timesteps(self, num_inference_steps: int, strength: float, device) -> torch.Tensor:
         """The scheduler's timesteps, keeping with `strength` < 1 only those below t-bar = strength * T."""
@@ -379,8 +344,8 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
             return self._lr_consistency(raw, lr01, count) if lr_consistency else raw
 
         # 1. encode the (padded) LR images once, whole or tile by tile (see tiling.py)
-        lr_padded = self.pad_to_multiple(lr01)
-        predict_noise = self._noise_predictor(lr_padded, count, tile_size, tile_overlap, batch_size)
+        lr_padded = self.image_processor.normalize(self.pad_to_multiple(lr01)).to(self.encoder.dtype)
+        predict_noise = noise_predictor(self.unet, self.encoder, lr_padded, count, tile_size, tile_overlap, batch_size)
 
         # 2. starting latents of the padded HR size, in float32 so the schedule arithmetic stays exact
         timesteps = self.get_timesteps(num_inference_steps, strength, device)
