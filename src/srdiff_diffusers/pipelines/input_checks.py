@@ -12,7 +12,9 @@ import torch
 from ..argument_checks import check_count, check_generator, is_int, is_real
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
+from ..runtime import check_cpu_memory
 from .schedulers import check_prediction_type
+from .sizes import padded_size
 
 OUTPUT_TYPES = ("pil", "np", "pt", "raw")
 
@@ -60,13 +62,14 @@ def check_call_inputs(
     batch_size,
     temperature,
     train_steps: int,
-    scale: int,
+    unet: SRDiffUNet2DModel,
     callback_tensor_inputs,
+    device: torch.device,
 ) -> None:
     """
     The rules for the arguments of [`SRDiffPipeline.__call__`], with `image` and `init_image` preprocessed (lists of
-    `PreparedImage`), `train_steps` the scheduler's training timesteps, `scale` the SR factor and
-    `callback_tensor_inputs` the tensors a callback may ask for.
+    `PreparedImage`), `train_steps` the scheduler's training timesteps, `callback_tensor_inputs` the tensors a
+    callback may ask for and `device` where the pipeline runs (on the CPU, the images must fit in its memory).
     """
     check_count(num_inference_steps, "num_inference_steps")
     if num_inference_steps > train_steps:
@@ -105,11 +108,14 @@ def check_call_inputs(
         )
     if isinstance(tile_overlap, bool) or not is_int(tile_overlap) or tile_overlap < 0:
         raise ValueError(f"`tile_overlap` must be a non-negative int (LR pixels), got {tile_overlap!r}.")
-    check_start(image, strength, init_image, latents, total, scale)
+    check_start(image, strength, init_image, latents, total, unet)
+    sizes = [item.rgb.shape[-2:] for item in image]
+    check_cpu_memory(device, sizes, unet.config.upscale_factor, num_images_per_prompt, min(int(batch_size), len(image)))
 
 
-def check_start(image, strength, init_image, latents, total: int, scale: int) -> None:
-    """Where sampling starts: x_T (`strength` 1), an HR guess to refine (Algorithm 3) or given latents (Algorithm 4)."""
+def check_start(image, strength, init_image, latents, total: int, unet: SRDiffUNet2DModel) -> None:
+    """Where sampling starts: x_T (`strength` 1), an HR guess to refine (Algorithm 3) or latents (Algorithm 4)."""
+    scale = unet.config.upscale_factor
     if not is_real(strength) or not 0 <= strength <= 1:
         raise ValueError(f"`strength` must be a number in [0, 1] (t-bar / T), got {strength!r}.")
     if init_image is not None and strength == 1:
@@ -133,6 +139,14 @@ def check_start(image, strength, init_image, latents, total: int, scale: int) ->
             )
         if strength == 0:
             raise ValueError("`strength`=0 runs no step, so there is nothing to do with `latents`.")
+        for lr in image:  # given latents need inputs of one size
+            height, width = (size * scale for size in padded_size(*lr.rgb.shape[-2:], unet))
+            if tuple(latents.shape[1:]) != (unet.config.out_channels, height, width):
+                raise ValueError(
+                    f"`latents` must have shape {(total, unet.config.out_channels, height, width)} for this image (the "
+                    f"HR size of the LR image padded to a multiple of {unet.sample_size_multiple} HR pixels), got "
+                    f"{tuple(latents.shape)}."
+                )
     if init_image is None:
         if strength == 0:
             raise ValueError("`strength`=0 returns `init_image` unchanged; pass `init_image` (or raise strength).")

@@ -16,7 +16,7 @@ from ..argument_checks import is_int
 from ..image_processor import SRDiffImageProcessor
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
-from ..runtime import NonFiniteGuard, check_cpu_memory
+from ..runtime import NonFiniteGuard
 from .lr_consistency import lr_consistency as lr_consistency_correction
 from .hub_mixin import HubNativeMixin
 from .input_checks import check_call_inputs, check_components, check_defaults
@@ -86,24 +86,18 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         default_temperature: Optional[float] = None,
     ):
         super().__init__()
-        if scheduler is None:
-            scheduler = default_scheduler()
+        scheduler = default_scheduler() if scheduler is None else scheduler
         check_components(unet, encoder, scheduler)
         check_defaults(default_num_inference_steps, default_temperature)
         self.register_modules(unet=unet, encoder=encoder, scheduler=scheduler)
         self.register_to_config(
-            residual_rescale=residual_rescale,
-            lr_upscale_divisor=lr_upscale_divisor,
-            default_num_inference_steps=default_num_inference_steps,
-            default_temperature=default_temperature,
-        )
+            residual_rescale=residual_rescale, lr_upscale_divisor=lr_upscale_divisor,
+            default_num_inference_steps=default_num_inference_steps, default_temperature=default_temperature,
+        )  # fmt: skip
         self.image_processor = SRDiffImageProcessor()
         # The noise schedule and prediction type the model comes with: a scheduler swapped in later must keep them.
         self._model_schedule = noise_schedule(scheduler)
         self._model_prediction_type = prediction_type(scheduler)
-
-    def _check_scheduler(self) -> None:
-        check_scheduler(self.scheduler, self._model_schedule, self._model_prediction_type)
 
     @property
     def upscale_factor(self) -> int:
@@ -115,11 +109,11 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         lr_consistency=False, tile_overlap=DEFAULT_TILE_OVERLAP, batch_size=1, temperature=1.0,
     ) -> None:  # fmt: skip
         """Checks the arguments of `__call__`, with `image` and `init_image` already preprocessed (lists)."""
-        self._check_scheduler()
+        check_scheduler(self.scheduler, self._model_schedule, self._model_prediction_type)
         check_call_inputs(
             image, num_inference_steps, strength, init_image, latents, output_type, num_images_per_prompt,
             callback_on_step_end_tensor_inputs, generator, eta, lr_consistency, tile_overlap, batch_size, temperature,
-            self.scheduler.config.num_train_timesteps, self.upscale_factor, self._callback_tensor_inputs,
+            self.scheduler.config.num_train_timesteps, self.unet, self._callback_tensor_inputs, self._execution_device,
         )  # fmt: skip
 
     def pad_to_multiple(self, lr: torch.Tensor) -> torch.Tensor:
@@ -142,8 +136,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
     def fast_scheduler(self, name: str = "dpmsolver++", **kwargs) -> SchedulerMixin:
         r"""
         A few-step scheduler (`"ddim"`, `"dpmsolver++"` or `"unipc"`) with this pipeline's schedule and "trailing"
-        timestep spacing, for 10-25 steps: `pipe.scheduler = pipe.fast_scheduler("dpmsolver++")`. See
-        [`~srdiff_diffusers.fast_scheduler`].
+        spacing, for 10-25 steps: `pipe.scheduler = pipe.fast_scheduler("dpmsolver++")`; see [`fast_scheduler`].
         """
         return fast_scheduler(self.scheduler.config, name, **kwargs)
 
@@ -178,12 +171,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         """x_T (noise times `temperature`), x_t-bar from an HR guess (Algorithm 3), or the given latents, of the
         padded HR `shape`."""
         device = self._execution_device
-        if latents is not None:
-            if tuple(latents.shape) != tuple(shape):
-                raise ValueError(
-                    f"`latents` must have shape {tuple(shape)} for this image (the HR size of the LR image padded to "
-                    f"a multiple of {self.unet.sample_size_multiple} HR pixels), got {tuple(latents.shape)}."
-                )
+        if latents is not None:  # of `shape`, as `check_inputs` made sure
             latents = latents.to(device=device, dtype=torch.float32)
             # Latents at t-bar are used as they are; x_T follows the diffusers convention of being N(0, I).
             return latents * self.scheduler.init_noise_sigma if strength >= 1 else latents
@@ -237,25 +225,24 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
                 `callback_on_step_end(pipe, step, timestep, callback_kwargs)`; may return `{"latents": ...}`.
             callback_on_step_end_tensor_inputs (`List[str]`, *optional*): Tensors passed in `callback_kwargs`.
             eta (`float`, *optional*, defaults to 0.0): DDIM's eta; ignored by other schedulers.
-            temperature (`float`, *optional*): Defaults to the model's stored `default_temperature`, else 1.0.
-                Scale of the starting noise x_T. 1 samples the model's
-                distribution (the paper's sampler); below 1 gives outputs closer to the average of the samples: more
-                faithful (higher PSNR), less diverse and less detailed. With a deterministic sampler (DDIM with `eta`
-                0, DPM-Solver++, UniPC) x_T is the only noise, so it sets the diversity; DDPM and DDIM with `eta` > 0
-                add fresh noise at every step, which it does not scale. See `docs/schedulers.md`.
+            temperature (`float`, *optional*): Scale of the starting noise x_T; defaults to the model's stored
+                `default_temperature`, else 1.0. 1 samples the model's distribution (the paper's sampler); below 1
+                gives outputs closer to the average of the samples: more faithful (higher PSNR), less diverse and less
+                detailed. With a deterministic sampler (DDIM with `eta` 0, DPM-Solver++, UniPC) x_T is the only noise,
+                so it sets the diversity; DDPM and DDIM with `eta` > 0 add fresh noise at every step, which it does
+                not scale. See `docs/schedulers.md`.
             latents (`torch.Tensor`, *optional*): The starting latents, `(len(images) * num_images_per_prompt, 3,
-                H', W')` where `H', W'` is the HR size of the LR image padded to the U-Net's size multiple (all
-                inputs must then have one size). With `strength` 1 they are x_T (standard normal, scaled by the
-                scheduler's `init_noise_sigma`); with `strength` < 1 they are x_t-bar and used as given (Algorithm 4,
-                see [`SRDiffInterpolationPipeline`]).
+                H', W')` with `H', W'` the HR size of the LR image padded to the U-Net's size multiple (all inputs
+                must then have one size). With `strength` 1 they are x_T (standard normal, scaled by the scheduler's
+                `init_noise_sigma`); below 1, x_t-bar used as given (Algorithm 4, [`SRDiffInterpolationPipeline`]).
             init_image (same types as `image`, *optional*): HR guesses (`scale` times the LR size, one per LR image)
                 to refine (the core of Algorithm 3): their residual is diffused to t-bar = `strength` * T with the
                 same global noise and denoised from there. Supported by schedulers with `add_noise` that can start
                 mid-way: DDPM, DDIM, DPMSolverMultistep, UniPC.
             strength (`float`, *optional*): t-bar as a fraction of T (the paper's t-bar = 30, 50, 70 are 0.3, 0.5,
-                0.7). Only the scheduler's timesteps below t-bar are run. Unset: 0.5 with `init_image`, else 1
-                (plain sampling from noise). 0 returns `init_image` as it is, without a network call; a value below 1
-                needs `init_image` or `latents`, and 1 refuses an `init_image` (it would be ignored).
+                0.7); only the timesteps below t-bar run. Unset: 0.5 with `init_image`, else 1 (sampling from noise).
+                0 returns `init_image` as it is, without a network call; below 1 needs `init_image` or `latents`; 1
+                refuses an `init_image` (it would be ignored).
             tile_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): Tile side in LR pixels for tiled
                 inference (encoder and noise predictor), so that memory is bounded by the tile, not the image.
                 `"auto"` tiles LR images with a side over 256 pixels, with balanced tiles of at most 256; `None`
@@ -266,10 +253,10 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
             lr_consistency (`bool`, *optional*, defaults to `False`): Pull the output's low frequencies to the LR
                 image (`out + up(LR - down(out))` with MATLAB bicubic), which fixes colour shifts and raises LR-PSNR.
             batch_size (`int`, *optional*, defaults to 1): Inputs of one size denoised together (each with its
-                `num_images_per_prompt` samples), in one U-Net call per step; for a tiled image, the tiles that go
-                through the U-Net together. The results equal the unbatched ones to float rounding when each output
-                image has its own generator (a list) or none; one generator shared by several images is drawn from
-                in another order once they are batched. Memory grows with the batch.
+                `num_images_per_prompt` samples) in one U-Net call per step; for a tiled image, the tiles per U-Net
+                call. Equal to unbatched results to float rounding when each output image has its own generator (a
+                list) or none; one generator shared by several images is drawn from in another order. Memory grows
+                with the batch.
 
         Examples:
 
@@ -289,18 +276,13 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
             prepared, num_inference_steps, strength, init_images, latents, output_type, num_images_per_prompt,
             callback_on_step_end_tensor_inputs, generator, eta, lr_consistency, tile_overlap, batch_size, temperature,
         )  # fmt: skip
-        check_cpu_memory(
-            self._execution_device, [item.rgb.shape[-2:] for item in prepared], self.upscale_factor,
-            num_images_per_prompt, batch_size=min(int(batch_size), len(prepared)),
-        )  # fmt: skip
         num_inference_steps, count = int(num_inference_steps), int(num_images_per_prompt)  # numpy ints
         tile_size = int(tile_size) if is_int(tile_size) else tile_size
         tile_overlap, strength, batch_size = int(tile_overlap), float(strength), int(batch_size)
 
-        # 3. encode, prepare latents and denoise (`upscale_batch`), for batches of inputs of one size: one input at a
-        # time by default, so that memory stays bounded by one image
+        # 3. encode, prepare latents, denoise (`upscale_batch`) by batches of inputs of one size; one by default
         sizes = [tuple(item.rgb.shape[-2:]) for item in prepared]
-        results = [None] * len(prepared)
+        results = {}  # input index -> its samples
         for batch_index, batch in enumerate(batches(sizes, batch_size, self.unet, tile_size, tile_overlap)):
             rows = output_rows(batch, count)
             gen = [generator[row] for row in rows] if isinstance(generator, list) else generator
@@ -312,11 +294,19 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
                 count, num_inference_steps, strength, temperature, eta, tile_size, tile_overlap, batch_size,
                 lr_consistency, callback_on_step_end, callback_on_step_end_tensor_inputs, batch_index,
             )  # fmt: skip
-            for position, index in enumerate(batch):
-                results[index] = (raws[position * count : (position + 1) * count], prepared[index])
+            results.update(zip(batch, raws.split(count)))
 
-        # 4. postprocess
-        images = self._postprocess(results, output_type)
+        # 4. postprocess: each input's samples in the input's form; one batch when all have one shape, else a list
+        outputs = [
+            self.image_processor.postprocess(results[i], output_type, item, self.upscale_factor)
+            for i, item in enumerate(prepared)
+        ]
+        if output_type == "pil":
+            images = [image for images in outputs for image in images]
+        elif len({tuple(out.shape[1:]) for out in outputs}) == 1:
+            images = np.concatenate(outputs) if output_type == "np" else torch.cat(outputs)
+        else:
+            images = [image for out in outputs for image in out]
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images,)
@@ -327,17 +317,11 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         eta, tile_size, tile_overlap, batch_size, lr_consistency, callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",), batch_index=0,
     ) -> torch.Tensor:  # fmt: skip
-        r"""
-        Super-resolves a batch of LR images of one size, `lr01` `(N, 3, H, W)` in [0, 1], with the arguments of
-        [`~SRDiffPipeline.__call__`] checked and cut to the batch: `init_image` (`(N, 3, sH, sW)` in [0, 1]),
-        `latents` and `generator` for its output images. `batch_index` places its steps in the callback's count.
-
-        Returns:
-            `torch.Tensor` of shape `(N * num_images_per_prompt, 3, sH, sW)`: unclamped HR images in [-1, 1],
-            `num_images_per_prompt` consecutive rows per LR image.
         """
-        device, dtype, scale = self._execution_device, self.unet.dtype, self.upscale_factor
-        count = num_images_per_prompt
+        Super-resolves LR images of one size (`lr01`, `(N, 3, H, W)` in [0, 1]) with `__call__`'s checked arguments,
+        cut to the batch: unclamped HR images in [-1, 1], `num_images_per_prompt` consecutive rows per LR image.
+        """
+        device, scale, count = self._execution_device, self.upscale_factor, num_images_per_prompt
         lr01 = lr01.to(device)
         if strength == 0:  # nothing to refine: the guess itself, without a network call
             raw = repeat_rows(self.image_processor.normalize(init_image).to(device), count)
@@ -358,10 +342,10 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
         # 3. denoising loop (the U-Net may run in reduced precision: its output is checked for NaN/inf)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
         progress_offset = batch_index * len(self.scheduler.timesteps)  # of the whole schedule, as without strength
-        guard = NonFiniteGuard(dtype, device)
+        guard = NonFiniteGuard(self.unet.dtype, device)
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
-            noise_pred = predict_noise(model_input.to(dtype), t)
+            noise_pred = predict_noise(model_input.to(self.unet.dtype), t)
             guard.update(noise_pred, i, t)
             latents = self.scheduler.step(noise_pred.float(), t, latents, **extra_step_kwargs).prev_sample
             if callback_on_step_end is not None:
@@ -393,13 +377,3 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
     def _lr_consistency(self, raw: torch.Tensor, lr01: torch.Tensor, count: int) -> torch.Tensor:
         lr = repeat_rows(self.image_processor.normalize(lr01.to(raw.device)), count)
         return lr_consistency_correction(raw.clamp(-1, 1), lr, self.upscale_factor)
-
-    def _postprocess(self, results: List[tuple], output_type: str):
-        """Each input's samples in the input's form; one batch when all have one shape, else a list."""
-        scale = self.upscale_factor
-        outputs = [self.image_processor.postprocess(raw, output_type, item, scale) for raw, item in results]
-        if output_type == "pil":
-            return [image for images in outputs for image in images]
-        if len({tuple(out.shape[1:]) for out in outputs}) == 1:
-            return np.concatenate(outputs) if output_type == "np" else torch.cat(outputs)
-        return [o for out in outputs for o in out]

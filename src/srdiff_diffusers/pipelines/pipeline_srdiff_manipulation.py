@@ -18,6 +18,7 @@ from ..image_processing import imresize
 from ..image_processor import PreparedImage
 from ..argument_checks import check_generator, is_real
 from .pipeline_srdiff import SRDiffPipeline
+from .schedulers import check_scheduler
 from .sizes import padded_size
 from .tiling import DEFAULT_TILE_OVERLAP
 
@@ -197,7 +198,7 @@ class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
             hr_image (*optional*): An SR result (HR, [0, 1]) to diffuse to t-bar with the scheduler's `add_noise`;
                 without it the latents are standard normal noise (Algorithm 4, line 3).
         """
-        self._check_scheduler()
+        check_scheduler(self.scheduler, self._model_schedule, self._model_prediction_type)
         low_res = self._one_image(image, "image").rgb.to(self._execution_device)
         shape = self._start_shape(low_res, 1)
         if hr_image is None:
