@@ -17,6 +17,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..image_processing import imresize
 from ..image_processor import PreparedImage
 from ..argument_checks import check_generator, is_real
+from .input_checks import OUTPUT_TYPES
 from .pipeline_srdiff import SRDiffPipeline
 from .schedulers import check_scheduler
 from .sizes import padded_size
@@ -47,8 +48,6 @@ class _ManipulationMixin:
         ones in the channels and mode of `like` (gray, its alpha, its palette), as the main pipeline returns its
         input's (`like` is HR already: its alpha is kept as is).
         """
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
         images = self.image_processor.postprocess(images01, output_type, like, scale=1, do_denormalize=False)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
@@ -266,6 +265,8 @@ class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
         """
         if latents_a is None or latents_b is None:
             raise ValueError("Pass `latents_a` and `latents_b` (see `prepare_latents`).")
+        if output_type not in OUTPUT_TYPES:  # here, not after the work
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if latents_a.shape != latents_b.shape:
             raise ValueError(f"`latents_a` {tuple(latents_a.shape)} and `latents_b` {tuple(latents_b.shape)} differ.")
         if isinstance(interpolation_weights, numbers.Real) or (
