@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from conftest import tiny_pipeline
 
 from srdiff_diffusers import RRDBEncoder, SRDiffPipeline, SRDiffUNet2DModel
+from srdiff_diffusers.pipelines.sizes import lr_size_rule
 from srdiff_diffusers.pipelines.tiling import (
     AUTO_TILE_THRESHOLD,
     TiledNoisePredictor,
+    noise_predictor,
     plan_tiles,
     resolve_tile_size,
 )
@@ -72,7 +74,7 @@ def test_auto_tile_size_threshold_and_bad_values():
 def test_the_smallest_tile_accepted_runs(scale):
     """Every tile size the pipeline accepts must run: tiles below the U-Net's minimum used to fail inside torch."""
     pipe = tiny_pipeline(scale)
-    align, min_tile = pipe._lr_size_rule()
+    align, min_tile = lr_size_rule(pipe.unet)
     lr = torch.rand(1, 3, 3 * min_tile, 2 * min_tile)
     with pytest.raises(ValueError, match=f"at least {min_tile} LR pixels"):
         _raw(pipe, lr, tile_size=min_tile - align, tile_overlap=0)
@@ -88,7 +90,8 @@ def test_the_smallest_tile_accepted_runs(scale):
 
 def test_one_tile_covering_the_image_equals_untiled(pipe):
     lr = torch.rand(1, 3, 10, 14)  # padded to 10 x 14 (multiple of 2): one 16-pixel tile covers it
-    assert isinstance(pipe._noise_predictor(lr, 1, 16, 4), TiledNoisePredictor)  # the tiled code path runs
+    predictor = noise_predictor(pipe.unet, pipe.encoder, pipe.image_processor.normalize(lr), 1, 16, 4)
+    assert isinstance(predictor, TiledNoisePredictor)  # the tiled code path runs
     untiled = _raw(pipe, lr, tile_size=None)
     tiled = _raw(pipe, lr, tile_size=16, tile_overlap=4)
     assert untiled.shape == tiled.shape == (1, 3, 40, 56)
@@ -161,7 +164,8 @@ def test_no_seams_across_tile_borders_and_naive_tiling_has_them(level):
 
     def output(tile_size, overlap):
         if level == "noise_prediction":
-            return pipe._noise_predictor(lr, 1, tile_size, overlap)(x_t, 50)
+            lr_11 = pipe.image_processor.normalize(lr)
+            return noise_predictor(pipe.unet, pipe.encoder, lr_11, 1, tile_size, overlap)(x_t, 50)
         # deterministic DDIM from t-bar = 50 with zero latents: no white noise to hide a seam in
         return _raw(
             pipe, lr, latents=torch.zeros(1, 3, 128, 128), strength=0.5, tile_size=tile_size, tile_overlap=overlap

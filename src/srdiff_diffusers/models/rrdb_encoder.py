@@ -186,9 +186,8 @@ class RRDBEncoder(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, ConfigMi
             raise ValueError(
                 f"Expected an LR batch of shape (batch, {self.config.in_channels}, H, W), got {tuple(lr.shape)}."
             )
-        if lr.numel():
-            # 0-255 data would pass through silently and give saturated garbage (5 dB): one reduction per call
-            # (a few LR pixels) to say so instead.
+        if lr.numel() and lr.device.type == "cpu":
+            # 0-255 data gives saturated garbage (5 dB) silently; read its range only where that syncs no device.
             low, high = (float(v) for v in torch.aminmax(lr.detach()))
             if not -1.5 <= low <= high <= 1.5:
                 raise ValueError(

@@ -17,7 +17,10 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..image_processing import imresize
 from ..image_processor import PreparedImage
 from ..argument_checks import check_generator, is_real
+from .input_checks import OUTPUT_TYPES
 from .pipeline_srdiff import SRDiffPipeline
+from .schedulers import check_scheduler
+from .sizes import padded_size
 from .tiling import DEFAULT_TILE_OVERLAP
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
@@ -45,8 +48,6 @@ class _ManipulationMixin:
         ones in the channels and mode of `like` (gray, its alpha, its palette), as the main pipeline returns its
         input's (`like` is HR already: its alpha is kept as is).
         """
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
         images = self.image_processor.postprocess(images01, output_type, like, scale=1, do_denormalize=False)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
@@ -171,9 +172,9 @@ class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
     """
 
     def _start_shape(self, low_res: torch.Tensor, count: int):
-        padded = self.pad_to_multiple(low_res)
+        height, width = padded_size(*low_res.shape[-2:], self.unet)
         scale = self.upscale_factor
-        return (count, self.unet.config.out_channels, padded.shape[-2] * scale, padded.shape[-1] * scale)
+        return (count, self.unet.config.out_channels, height * scale, width * scale)
 
     @torch.no_grad()
     def prepare_latents(
@@ -196,7 +197,7 @@ class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
             hr_image (*optional*): An SR result (HR, [0, 1]) to diffuse to t-bar with the scheduler's `add_noise`;
                 without it the latents are standard normal noise (Algorithm 4, line 3).
         """
-        self._check_scheduler()
+        check_scheduler(self.scheduler, self._model_schedule, self._model_prediction_type)
         low_res = self._one_image(image, "image").rgb.to(self._execution_device)
         shape = self._start_shape(low_res, 1)
         if hr_image is None:
@@ -264,6 +265,8 @@ class SRDiffInterpolationPipeline(_ManipulationMixin, SRDiffPipeline):
         """
         if latents_a is None or latents_b is None:
             raise ValueError("Pass `latents_a` and `latents_b` (see `prepare_latents`).")
+        if output_type not in OUTPUT_TYPES:  # here, not after the work
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if latents_a.shape != latents_b.shape:
             raise ValueError(f"`latents_a` {tuple(latents_a.shape)} and `latents_b` {tuple(latents_b.shape)} differ.")
         if isinstance(interpolation_weights, numbers.Real) or (

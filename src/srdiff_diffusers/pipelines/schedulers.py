@@ -1,13 +1,25 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""Few-step schedulers configured for SRDiff's short (T = 100) schedule, and the checks of a scheduler swapped in."""
+"""
+The paper's scheduler and sampling, few-step schedulers configured for SRDiff's short (T = 100) schedule, and the
+checks of a scheduler swapped in.
+"""
 
 from collections.abc import Mapping
 from typing import Optional
 
 import torch
 
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+
+def default_scheduler() -> DDPMScheduler:
+    """The schedule of the paper: T = 100, cosine betas, DDPM posterior with the predicted x0 clipped to [-1, 1]."""
+    return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+
+
+# The paper's sampling, used where a model stores no defaults of its own.
+PAPER_NUM_INFERENCE_STEPS, PAPER_TEMPERATURE = 100, 1.0
 
 # name -> (class, the settings that make it behave like SRDiff's sampler)
 _FAST_SCHEDULERS = {

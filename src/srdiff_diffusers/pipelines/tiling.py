@@ -10,16 +10,19 @@ the scheduler takes ONE step on the full-size latents. The scheduler's noise is 
 latents, which is what keeps seams away. The full-size tensors are the latents, the blended prediction (3 channels
 at HR size each) and the encoder's condition (at LR size); the U-Net's and the encoder's activations, which are
 most of the memory, exist for one tile at a time.
+
+Whole images are what [`batches`] groups: inputs of one size go through the U-Net together, a tiled one alone.
 """
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
+from .sizes import lr_size_rule, padded_size
 
 # LR images with a side longer than this are tiled when `tile_size="auto"`; the automatic tiles are at most this
 # large, so automatic tiling never needs more memory than an untiled image of AUTO_TILE_THRESHOLD^2 LR pixels.
@@ -109,6 +112,14 @@ def resolve_tile_size(
     if overlap >= tile_size:
         raise ValueError(f"`tile_overlap` ({overlap}) must be smaller than `tile_size` ({tile_size}).")
     return (min(tile_size, height), min(tile_size, width))
+
+
+def tile_size_for(
+    unet: SRDiffUNet2DModel, height: int, width: int, tile_size: Optional[Union[int, str]], tile_overlap: int
+) -> Optional[Tuple[int, int]]:
+    """The `(tile_height, tile_width)` in LR pixels for a padded LR image of this size, or `None` (no tiling)."""
+    align, min_tile = lr_size_rule(unet)
+    return resolve_tile_size(tile_size, height, width, tile_overlap, align, min_tile)
 
 
 def plan_tiles(height: int, width: int, tile_height: int, tile_width: int, overlap: int, align: int = 1) -> List[Tile]:
@@ -246,3 +257,58 @@ class TiledNoisePredictor:
                 rows, cols = tile.hr_slices(self.scale)
                 blended[:, :, rows, cols] += prediction.float() * weight
         return blended * self.normaliser
+
+
+def noise_predictor(
+    unet: SRDiffUNet2DModel,
+    encoder: RRDBEncoder,
+    lr: torch.Tensor,
+    num_samples: int,
+    tile_size: Optional[Union[int, str]],
+    overlap: int,
+    batch_size: int = 1,
+) -> Union[NoisePredictor, TiledNoisePredictor]:
+    """
+    Encodes padded LR images in [-1, 1] (a batch of one size) and returns `predict(sample, t) -> noise`, tiled or not
+    as `tile_size` says (see [`resolve_tile_size`]); tiled, `batch_size` tiles go through the U-Net together.
+    """
+    height, width = lr.shape[-2:]
+    tile_hw = tile_size_for(unet, height, width, tile_size, overlap)
+    if tile_hw is None:
+        return NoisePredictor(unet, encoder.encode(lr).to(unet.dtype), num_samples)
+    tiles = plan_tiles(height, width, *tile_hw, overlap, lr_size_rule(unet)[0])
+    # The encoder needs no blending, so its tiles abut (no overlap) and each sees `overlap` of context.
+    condition = encode_tiled(encoder, lr, plan_tiles(height, width, *tile_hw, 0, 1), context=overlap)
+    return TiledNoisePredictor(unet, condition.to(unet.dtype), tiles, overlap, num_samples, batch_size)
+
+
+def batches(
+    sizes: Sequence[Tuple[int, int]],
+    batch_size: int,
+    unet: SRDiffUNet2DModel,
+    tile_size: Optional[Union[int, str]],
+    tile_overlap: int,
+) -> List[List[int]]:
+    """
+    The inputs' indices in batches of at most `batch_size` inputs of one LR size (`sizes`, unpadded), in input order.
+    A tiled input is a batch of its own: its tiles are what is batched, so memory stays bounded by the tiles.
+    """
+    by_size: Dict[Tuple[int, int], List[int]] = {}
+    result = []
+    for index, size in enumerate(sizes):
+        tiled = tile_size_for(unet, *padded_size(*size, unet), tile_size, tile_overlap) is not None
+        if batch_size == 1 or tiled:
+            result.append([index])
+            continue
+        pending = by_size.setdefault(tuple(size), [])
+        pending.append(index)
+        if len(pending) == batch_size:
+            result.append(by_size.pop(tuple(size)))
+    result.extend(by_size.values())
+    return sorted(result, key=lambda batch: batch[0])
+
+
+def output_rows(batch: Sequence[int], num_images_per_prompt: int) -> List[int]:
+    """The rows of the output images (`num_images_per_prompt` consecutive ones per input) of a batch of inputs."""
+    count = num_images_per_prompt
+    return [row for index in batch for row in range(index * count, (index + 1) * count)]
