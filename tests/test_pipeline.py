@@ -193,10 +193,13 @@ def test_scheduler_swaps(pipe, scheduler_class, extra):
     assert torch.equal(raw, again)  # the generator reaches the stochastic samplers
 
 
-def test_non_epsilon_scheduler_is_refused():
+def test_the_scheduler_gives_the_prediction_type_and_an_unknown_one_is_refused():
     unet, encoder = tiny_components(4)
-    with pytest.raises(ValueError, match="prediction_type='epsilon'"):
-        SRDiffPipeline(unet=unet, encoder=encoder, scheduler=DDPMScheduler(prediction_type="v_prediction"))
+    with pytest.raises(ValueError, match="prediction_type='flow'"):
+        SRDiffPipeline(unet=unet, encoder=encoder, scheduler=DDPMScheduler(prediction_type="flow"))
+    # x0 and v predictors are distilled students (docs/distillation.md): the pipeline samples them as they are
+    pipe = SRDiffPipeline(unet=unet, encoder=encoder, scheduler=DDPMScheduler(prediction_type="v_prediction"))
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
 
 
 def test_a_scheduler_swapped_in_later_is_checked_before_any_work(pipe):
@@ -207,7 +210,8 @@ def test_a_scheduler_swapped_in_later_is_checked_before_any_work(pipe):
         (DDIMScheduler(clip_sample=True), ValueError, r"another noise schedule \(1000 training steps, beta_schedule "
          r"'linear'\) than the one this model came with \(100 steps\)"),
         (DDIMScheduler.from_config(pipe.scheduler.config, beta_schedule="linear"), ValueError, "another noise"),
-        (pipe.fast_scheduler("ddim", prediction_type="v_prediction"), ValueError, "prediction_type='epsilon'"),
+        (pipe.fast_scheduler("ddim", prediction_type="v_prediction"), ValueError,
+         "predicts 'epsilon', but the scheduler is set to prediction_type='v_prediction'"),
         (FlowMatchEulerDiscreteScheduler(), ValueError, "has no DDPM noise schedule"),
         (DDIMScheduler, TypeError, "must be a diffusers scheduler instance, got type"),
     ]  # fmt: skip

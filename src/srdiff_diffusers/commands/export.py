@@ -14,6 +14,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pretrained_encoder", default=None, help="The run's --pretrained_encoder folder.")
     parser.add_argument("--teacher", default=None, help="Instead, for a `--stage distill` run: its --teacher.")
+    parser.add_argument("--prediction_type", choices=("epsilon", "sample", "v_prediction"), default=None,
+                        help="What the U-Net predicts; default: the checkpoint's saved scheduler, else epsilon.")
     parser.add_argument("--default_num_inference_steps", type=int, default=None,
                         help="Store this step count as the model's default (1 for a one-step student).")
     parser.add_argument("--default_temperature", type=float, default=None,
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=getattr(torch, args.dtype) if args.dtype else None,
         max_shard_size=args.max_shard_size,
         teacher=args.teacher,
+        prediction_type=args.prediction_type,
         default_num_inference_steps=args.default_num_inference_steps,
         default_temperature=args.default_temperature,
     )

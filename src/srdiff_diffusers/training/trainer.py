@@ -500,7 +500,11 @@ def _train(args, accelerator: Accelerator, resume_path: Optional[str]) -> Traini
         encoder.requires_grad_(False).eval()
         teacher.requires_grad_(False).eval()
         model = SRDiffUNet2DModel.from_config(teacher.config)
-        model.load_state_dict(teacher.state_dict())  # the student starts as the teacher
+        model.load_state_dict(teacher.state_dict())  # the student starts from the teacher's features
+        # ...but not its output layer, which predicts noise: zeroed, the student starts at x0 = 0 (bicubic) instead of
+        # at noise whose large error would first wipe the features out (measured: it collapsed to x0 ~ 0 then).
+        torch.nn.init.zeros_(model.conv_out.weight)
+        torch.nn.init.zeros_(model.conv_out.bias)
     else:
         encoder = load_encoder(args.pretrained_encoder)
         if encoder.config.upscale_factor != scale:
