@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from srdiff_diffusers import SRDiffPipeline, resolve_model
 from srdiff_diffusers.evaluation.metrics import diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
-from srdiff_diffusers.image_processing import imresize
+from srdiff_diffusers.matlab_resize import imresize
 from srdiff_diffusers.image_processor import SRDiffImageProcessor
 from srdiff_diffusers.seeds import sample_generators
 

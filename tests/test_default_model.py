@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from srdiff_diffusers import DEFAULT_MODEL_PATH, SHIPPED_MODELS, SRDiffPipeline
-from srdiff_diffusers.image_processing import imresize
+from srdiff_diffusers.matlab_resize import imresize
 
 skimage = pytest.importorskip("skimage", reason="scikit-image provides the bundled sample image (extra `test`)")
 from skimage.metrics import peak_signal_noise_ratio  # noqa: E402

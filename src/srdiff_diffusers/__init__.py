@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from .conversion import convert_original_checkpoint
-from .image_processing import imresize
+from .matlab_resize import imresize
 from .models import RRDBEncoder, RRDBEncoderOutput, SRDiffUNet2DModel
 from .pretrained import BICUBIC_MODEL_PATH, DEFAULT_MODEL_PATH, SHIPPED_MODELS, resolve_model
 from .pipelines import (

@@ -13,7 +13,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .image_processing import imresize
+from .matlab_resize import imresize
 
 _SUPPORTED_PIL_MODES = ("RGB", "L", "P", "RGBA", "LA", "F")
 # Modes PIL gives 16-bit (and 32-bit integer) gray files.

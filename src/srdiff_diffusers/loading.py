@@ -17,7 +17,7 @@ import PIL.Image
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-from .image_processing import imresize
+from .matlab_resize import imresize
 from .image_processor import SIXTEEN_BIT_MODES, SRDiffImageProcessor
 from .io import open_image
 from .pipelines import SRDiffPipeline

@@ -30,7 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def degrade_image(hr: PIL.Image.Image, scale: int, degradation: str, rng: np.random.Generator, config=None):
     """The LR image (8-bit RGB, HR size // scale) of one HR image; the HR is cropped to a multiple of the scale."""
     from ..degradations import degrade_uint8
-    from ..image_processing import imresize
+    from ..matlab_resize import imresize
 
     processor = SRDiffImageProcessor
     array = processor.to_rgb8_array(hr)

@@ -20,7 +20,7 @@ import torch
 
 from ..loading import load_pipeline, set_scheduler, to_pil
 from ..seeds import sample_generators
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..image_processor import SRDiffImageProcessor
 from ..io import save_png
 from .uploads import Upload

@@ -20,7 +20,7 @@ import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..argument_checks import is_int
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image

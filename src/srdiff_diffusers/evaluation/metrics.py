@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..image_processor import SRDiffImageProcessor
 
 
@@ -311,7 +311,7 @@ def ssim(
 
 def lr_psnr_torch(prediction: torch.Tensor, low_res: torch.Tensor, scale: int) -> torch.Tensor:
     """
-    LR-PSNR: the SR image downscaled by `scale` with MATLAB bicubic ([`~image_processing.imresize`]) against the
+    LR-PSNR: the SR image downscaled by `scale` with MATLAB bicubic ([`~matlab_resize.imresize`]) against the
     LR input, in the paper convention (RGB, 0-255, whole image). uint8 predictions are downscaled the way MATLAB
     resizes uint8 images (rounded); float ones (0-255 scale) are not rounded.
 

@@ -4,7 +4,7 @@
 
 import torch
 
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..argument_checks import is_int
 
 

@@ -14,7 +14,7 @@ import torch
 from diffusers import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..image_processor import PreparedImage
 from ..argument_checks import check_generator, is_real
 from .input_checks import OUTPUT_TYPES

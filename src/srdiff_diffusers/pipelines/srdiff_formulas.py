@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..image_processor import SRDiffImageProcessor
 
 

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..degradations import DegradationConfig, degrade_uint8
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..io import load_image_dataset
 from ..image_processor import SRDiffImageProcessor
 

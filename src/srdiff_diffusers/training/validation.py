@@ -15,7 +15,7 @@ import torch
 from ..degradations import DegradationConfig, degrade_uint8
 from ..evaluation.metrics import lr_psnr_torch, psnr_torch  # the paper's convention: RGB, whole image, peak 255
 from ..evaluation.report import comparison_grid
-from ..image_processing import imresize
+from ..matlab_resize import imresize
 from ..image_processor import SRDiffImageProcessor
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
 from ..pipelines.schedulers import fast_scheduler

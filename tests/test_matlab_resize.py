@@ -7,7 +7,7 @@ import PIL.Image
 import pytest
 import torch
 
-from srdiff_diffusers.image_processing import imresize, resize_weights
+from srdiff_diffusers.matlab_resize import imresize, resize_weights
 
 from conftest import DATASETS, require_dir
 

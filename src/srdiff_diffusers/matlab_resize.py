@@ -108,7 +108,7 @@ def imresize(
 
     ```py
     >>> import torch
-    >>> from srdiff_diffusers.image_processing import imresize
+    >>> from srdiff_diffusers.matlab_resize import imresize
 
     >>> hr = torch.rand(1, 3, 64, 64)
     >>> imresize(hr, scale=1 / 4).shape
