@@ -85,7 +85,8 @@ def main() -> None:
             with torch.no_grad():
                 row[f"{name} step s"] = one_step_seconds(pipe, lr01)
             start = time.perf_counter()
-            output = pipe(image, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0), output_type="np")
+            generator = torch.Generator().manual_seed(0)
+            output = pipe(image, num_inference_steps=args.steps, generator=generator, output_type="np")
             row[f"{name} image s"] = time.perf_counter() - start
             results[name] = np.round(output.images[0] * 255).astype(np.int16)
             print(f"{size}: {name} done ({row[f'{name} step s']:.2f} s/step, {row[f'{name} image s']:.1f} s/image)")

@@ -35,15 +35,8 @@ import torch.nn.functional as F
 
 from .image_processing import resize_weights
 from .io import atomic_write, make_staging_dir
+from .pipelines.pipeline_srdiff_onnx import GRAPH_FILES, ONNX_CONFIG_NAME, ONNX_FORMAT_VERSION
 
-ONNX_CONFIG_NAME = "srdiff_onnx.json"
-ONNX_FORMAT_VERSION = 1
-GRAPH_FILES = {
-    "encoder": "encoder.onnx",
-    "condition_projection": "condition_projection.onnx",
-    "unet": "unet.onnx",
-    "upscaler": "upscaler.onnx",
-}
 DEFAULT_OPSET = 17
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -127,7 +120,8 @@ class MatlabBicubicUpscale(nn.Module):
         # The taps of each phase, read off the interior of imresize's own matrix (away from the mirrored borders).
         length, centre, margin = 4 * self.MARGIN + 1, 2 * self.MARGIN, self.MARGIN
         matrix = resize_weights(length, length * scale, float(scale), antialiasing=True)
-        # Padded input j = i + d + margin feeds output s i + p with kernel tap p + pad - s (d + margin), pad = 2 s margin
+        # Padded input j = i + d + margin feeds output s i + p through kernel tap p + pad - s (d + margin), where
+        # pad = 2 s margin is the transposed convolution's padding.
         kernel = torch.zeros(scale * (2 * margin + 1), dtype=torch.float64)
         for phase in range(scale):
             row = matrix[centre * scale + phase]
@@ -357,7 +351,9 @@ def export_onnx(
         raise ValueError(f"`opset` must be an int from 13 to 20, got {opset!r}.")
     output_dir = Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists and is not empty; pass `overwrite=True` (--overwrite) to replace it.")
+        raise FileExistsError(
+            f"{output_dir} exists and is not empty; pass `overwrite=True` (--overwrite) to replace it."
+        )
     pipe = _load_pipeline(pipe_or_path)
     one_step = is_one_step(pipe)
     if upscaler is None:

@@ -13,10 +13,18 @@ from diffusers.configuration_utils import FrozenDict
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
 from ..models.rrdb_encoder import RRDBEncoderOutput
-from ..onnx_export import GRAPH_FILES, ONNX_CONFIG_NAME, ONNX_FORMAT_VERSION
 from .pipeline_srdiff import SRDiffPipeline
 from .schedulers import check_prediction_type
 
+# The folder `srdiff_diffusers.onnx_export.export_onnx` writes (docs/onnx.md).
+ONNX_CONFIG_NAME = "srdiff_onnx.json"
+ONNX_FORMAT_VERSION = 1
+GRAPH_FILES = {
+    "encoder": "encoder.onnx",
+    "condition_projection": "condition_projection.onnx",
+    "unet": "unet.onnx",
+    "upscaler": "upscaler.onnx",
+}
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -186,7 +194,9 @@ class OnnxSRDiffPipeline(SRDiffPipeline):
             `FileNotFoundError` / `ValueError`: not an exported folder, or an incomplete one (says which file).
         """
         if kwargs:
-            raise TypeError(f"Unexpected arguments {sorted(kwargs)}; the ONNX pipeline takes `providers`, `sess_options`.")
+            raise TypeError(
+                f"Unexpected arguments {sorted(kwargs)}; the ONNX pipeline takes `providers` and `sess_options`."
+            )
         ort = _import_onnxruntime()
         config = read_onnx_config(folder)
         folder = Path(folder).expanduser()
@@ -207,7 +217,8 @@ class OnnxSRDiffPipeline(SRDiffPipeline):
         unet = OnnxSRDiffUNet(session("unet"), session("condition_projection"), config, dtype)
         scheduler_class = getattr(diffusers_schedulers, config["scheduler"]["class_name"], None)
         if scheduler_class is None:
-            raise ValueError(f"{folder}: unknown scheduler {config['scheduler']['class_name']!r} in {ONNX_CONFIG_NAME}.")
+            name = config["scheduler"]["class_name"]
+            raise ValueError(f"{folder}: unknown scheduler {name!r} in {ONNX_CONFIG_NAME}; export the model again.")
         scheduler = scheduler_class.from_config(config["scheduler"]["config"])
         pipe = cls(
             unet=unet, encoder=encoder, scheduler=scheduler, residual_rescale=config["residual_rescale"],
