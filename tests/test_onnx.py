@@ -187,6 +187,23 @@ def test_onnx_pipeline_uses_the_models_defaults_and_ddpm(one_step, teacher):
     torch.testing.assert_close(result, expected, rtol=0, atol=FP32_TOLERANCE)
 
 
+def test_float16_export(one_step, tmp_path):
+    pipe, _ = one_step
+    folder = export_onnx(pipe, tmp_path / "fp16", dtype="float16")
+    assert json.loads((folder / ONNX_CONFIG_NAME).read_text())["dtype"] == "float16"
+    assert pipe.unet.dtype == torch.float32  # the caller's pipeline is untouched
+    upscaler = session(folder / "upscaler.onnx")
+    assert [i.type for i in upscaler.get_inputs()] == ["tensor(float16)", "tensor(float16)"]
+    lr01 = torch.rand(1, 3, 7, 5, generator=seeded(0))
+    noise = torch.randn(1, 3, 32, 24, generator=seeded(1))
+    expected = pipe(lr01, latents=noise, output_type="np").images
+    feed = {"input": lr01.numpy().astype(np.float16), "noise": noise.numpy().astype(np.float16)}
+    (output,) = upscaler.run(None, feed)
+    np.testing.assert_allclose(output.astype(np.float32).transpose(0, 2, 3, 1), expected, rtol=0, atol=2e-3)
+    result = load(folder)(lr01, generator=seeded(2), output_type="np").images
+    np.testing.assert_allclose(result, pipe(lr01, generator=seeded(2), output_type="np").images, rtol=0, atol=2e-3)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # errors and the command line
 # ---------------------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from diffusers.utils import logging as diffusers_logging
 
 from .image_processing import resize_weights
 from .io import atomic_write, make_staging_dir
@@ -336,8 +337,8 @@ def export_onnx(
             of a shipped model (`"bicubic"`).
         output_dir (`str` or `os.PathLike`): The folder to create.
         opset (`int`, *optional*, defaults to 17): The ONNX opset.
-        dtype (`str`, *optional*, defaults to `"float32"`): `"float32"` or `"float16"` (weights and activations;
-            float16 graphs are for GPU execution providers: onnxruntime's CPU provider lacks float16 convolutions).
+        dtype (`str`, *optional*, defaults to `"float32"`): `"float32"` or `"float16"` (weights, activations and
+            the graphs' inputs and outputs, except `timestep`; half the size, meant for GPU execution providers).
         overwrite (`bool`, *optional*, defaults to `False`): Replace an existing non-empty `output_dir`.
         upscaler (`bool`, *optional*): Also write `upscaler.onnx`; defaults to whether the model is a one-step model
             (x0 or v prediction with `default_num_inference_steps` 1). `True` for another model is a `ValueError`.
@@ -372,7 +373,10 @@ def export_onnx(
     for model in (pipe.unet, pipe.encoder):
         model.eval()
         if model.dtype != torch_dtype:
+            verbosity = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()  # its advice to load in the dtype does not apply to a copy
             model.to(torch_dtype)
+            diffusers_logging.set_verbosity(verbosity)
     scale = pipe.upscale_factor
     lr_multiple, min_lr = pipe._lr_size_rule()
     # Example inputs of an odd-ish size and batch 2, so that nothing is specialised to 1.

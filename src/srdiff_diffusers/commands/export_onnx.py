@@ -13,7 +13,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=17, help="The ONNX opset (13 to 20; default 17).")
     parser.add_argument(
         "--dtype", choices=("float32", "float16"), default="float32",
-        help="Precision of the graphs; float16 is for GPU execution providers (onnxruntime's CPU one lacks it).",
+        help="Precision of the graphs (and their inputs and outputs); float16: half the size, for GPU providers.",
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="Replace OUTPUT_DIR if it exists and is not empty.")
 
