@@ -231,10 +231,7 @@ def _load_pipeline(pipe_or_path):
     check_pipeline_folder(folder)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`torch_dtype` is deprecated", category=FutureWarning)
-        pipe = SRDiffPipeline.from_pretrained(str(folder), torch_dtype=torch.float32)
-    if type(pipe).__name__ != "SRDiffPipeline" and not isinstance(pipe, SRDiffPipeline):
-        raise ValueError(f"{folder} holds a {type(pipe).__name__}, not an SRDiffPipeline.")
-    return pipe
+        return SRDiffPipeline.from_pretrained(str(folder), torch_dtype=torch.float32)
 
 
 # Above this, Mish is x to the precision of the dtype, and e^x (e^x + 2) stays finite (float16 overflows at 65504).
