@@ -243,6 +243,27 @@ def test_wrong_folders_get_clear_errors(teacher, tmp_path):
         OnnxSRDiffPipeline.from_pretrained(incomplete)
 
 
+def test_onnx_pipeline_is_a_drop_in_for_srdiff_upscale(model_dir, tmp_path, monkeypatch):
+    """`srdiff upscale` with its loader returning the ONNX pipeline (how `--backend onnx` is wired) writes the torch
+    pipeline's images: the command's scheduler swap, `.to("cpu")`, tiling and seeds all work unchanged."""
+    import PIL.Image
+
+    from srdiff_diffusers.commands import upscale
+
+    folder = export_onnx(model_dir, tmp_path / "exported")
+    image = np.random.default_rng(0).integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    PIL.Image.fromarray(image).save(tmp_path / "in.png")
+    args = ["--scheduler", "ddim", "--steps", "2", "--seed", "3", "--device", "cpu", "--tile-size", "4"]
+    args = ["upscale", str(tmp_path / "in.png"), *args, "--tile-overlap", "2"]
+    assert srdiff([*args, "-o", str(tmp_path / "torch"), "--model", model_dir]) == 0
+    monkeypatch.setattr(upscale, "load_pipeline", lambda model, dtype=None: load(model))
+    assert srdiff([*args, "-o", str(tmp_path / "onnx"), "--model", str(folder)]) == 0
+    (name,) = os.listdir(tmp_path / "torch")
+    expected = np.asarray(PIL.Image.open(tmp_path / "torch" / name), dtype=np.int16)
+    result = np.asarray(PIL.Image.open(tmp_path / "onnx" / name), dtype=np.int16)
+    assert result.shape == (36, 56, 3) and np.abs(result - expected).max() <= 1
+
+
 def test_export_onnx_command(model_dir, tmp_path, capsys):
     output = tmp_path / "exported"
     assert srdiff(["export-onnx", model_dir, "-o", str(output)]) == 0
