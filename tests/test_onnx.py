@@ -34,7 +34,9 @@ def session(path):
 def one_step_pipeline() -> SRDiffPipeline:
     unet, encoder = tiny_components(seed=1)
     scheduler = fast_scheduler(default_scheduler().config, "ddim", prediction_type="sample")
-    pipe = SRDiffPipeline(unet=unet, encoder=encoder, scheduler=scheduler, default_num_inference_steps=1)
+    pipe = SRDiffPipeline(
+        unet=unet, encoder=encoder, scheduler=scheduler, default_num_inference_steps=1, default_temperature=0.5
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -87,6 +89,7 @@ def test_export_writes_graphs_and_sampling_config(teacher, one_step):
     one_step_config = json.loads((one_step[1] / ONNX_CONFIG_NAME).read_text())
     assert one_step_config["prediction_type"] == "sample" and one_step_config["default_num_inference_steps"] == 1
     assert (one_step[1] / "upscaler.onnx").is_file() and one_step_config["upscaler"]["timestep"] == 99
+    assert one_step_config["upscaler"]["temperature"] == 0.5 == one_step_config["default_temperature"]
     # batch, height and width are symbolic in every graph
     for name in ("encoder.onnx", "unet.onnx", "condition_projection.onnx"):
         for graph_input in session(folder / name).get_inputs():
@@ -132,7 +135,9 @@ def test_upscaler_graph_is_the_one_step_pipeline(one_step):
         lr01 = torch.rand(2, 3, height, width, generator=seeded(k))
         padded_height, padded_width = pipe._padded_size(height, width)
         noise = torch.randn(2, 3, padded_height * 4, padded_width * 4, generator=seeded(10 + k))
-        expected = pipe(lr01, latents=noise, output_type="pt").images
+        # the pipeline draws the same noise from the same generator and scales it by the stored temperature
+        expected = pipe(lr01, generator=seeded(10 + k), output_type="pt").images
+        torch.testing.assert_close(expected, pipe(lr01, latents=noise * 0.5, output_type="pt").images)
         (output,) = upscaler.run(None, {"input": lr01.numpy(), "noise": noise.numpy()})
         assert output.shape == (2, 3, height * 4, width * 4)
         np.testing.assert_allclose(output, expected.numpy(), rtol=0, atol=FP32_TOLERANCE)
@@ -196,7 +201,7 @@ def test_float16_export(one_step, tmp_path):
     assert [i.type for i in upscaler.get_inputs()] == ["tensor(float16)", "tensor(float16)"]
     lr01 = torch.rand(1, 3, 7, 5, generator=seeded(0))
     noise = torch.randn(1, 3, 32, 24, generator=seeded(1))
-    expected = pipe(lr01, latents=noise, output_type="np").images
+    expected = pipe(lr01, latents=noise * 0.5, output_type="np").images
     feed = {"input": lr01.numpy().astype(np.float16), "noise": noise.numpy().astype(np.float16)}
     (output,) = upscaler.run(None, feed)
     np.testing.assert_allclose(output.astype(np.float32).transpose(0, 2, 3, 1), expected, rtol=0, atol=2e-3)
