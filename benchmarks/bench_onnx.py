@@ -7,11 +7,12 @@ For each LR size (`--sizes`, square, random smooth content: content does not cha
 2. one whole image with DDIM `--steps` steps (the same seed for both), its wall time, and the largest difference of
    the two results in gray levels (uint8, as saved).
 
-Both run with `--threads` intra-op threads (torch: `torch.set_num_threads`; onnxruntime: `intra_op_num_threads`);
+Both run with `--threads` intra-op threads (torch: `torch.set_num_threads`; onnxruntime: `intra_op_num_threads`, its
+idle threads waiting passively as torch's do with `OMP_WAIT_POLICY=PASSIVE`, which the command line below sets);
 times are wall clock (onnxruntime's threads are not the caller's, so the CPU time of one thread would miss them),
 so on a shared machine they include its other load: one run, A and B back to back.
 
-    python benchmarks/bench_onnx.py --sizes 128 512 --steps 10 --json onnx_bench.json
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_onnx.py --sizes 128 512 --steps 10 --json onnx_bench.json
 """
 
 import argparse
@@ -55,11 +56,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="Also write the rows to this file.")
     args = parser.parse_args()
 
-    import onnxruntime as ort
-
     from srdiff_diffusers import SRDiffPipeline, resolve_model, retain_freed_cpu_memory
     from srdiff_diffusers.onnx_export import export_onnx
-    from srdiff_diffusers.pipelines.pipeline_srdiff_onnx import OnnxSRDiffPipeline
+    from srdiff_diffusers.pipelines.pipeline_srdiff_onnx import OnnxSRDiffPipeline, passive_session_options
 
     retain_freed_cpu_memory()
     torch.set_num_threads(args.threads)
@@ -68,9 +67,7 @@ def main() -> None:
         start = time.perf_counter()
         folder = export_onnx(torch_pipe, os.path.join(tmp, "onnx"))
         export_seconds = time.perf_counter() - start
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        onnx_pipe = OnnxSRDiffPipeline.from_pretrained(folder, sess_options=options)
+        onnx_pipe = OnnxSRDiffPipeline.from_pretrained(folder, sess_options=passive_session_options(args.threads))
     pipes = {"torch": torch_pipe, "onnxruntime": onnx_pipe}
     for pipe in pipes.values():
         pipe.scheduler = pipe.fast_scheduler("ddim")

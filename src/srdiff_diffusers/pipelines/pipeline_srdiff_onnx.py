@@ -75,6 +75,19 @@ def read_onnx_config(folder: Union[str, os.PathLike]) -> dict:
     return config
 
 
+def passive_session_options(threads: Optional[int] = None):
+    """
+    onnxruntime session options whose idle intra-op threads wait passively, as torch's do with
+    `OMP_WAIT_POLICY=PASSIVE`. Spinning threads cost 1.2-1.6x per U-Net step with two threads on a 2-core machine
+    shared with another job (docs/onnx.md); `threads` sets `intra_op_num_threads` (default: one per core).
+    """
+    options = _import_onnxruntime().SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
 class _OnnxModel:
     """An onnxruntime session with the few attributes of a torch model that [`SRDiffPipeline`] reads."""
 
@@ -189,6 +202,8 @@ class OnnxSRDiffPipeline(SRDiffPipeline):
             folder (`str` or `os.PathLike`): The exported folder (with `srdiff_onnx.json`).
             providers (`Sequence`, *optional*): onnxruntime execution providers; defaults to the CPU provider.
             sess_options (`onnxruntime.SessionOptions`, *optional*): Session options (threads, optimisation).
+                Defaults to onnxruntime's, except that idle threads wait passively instead of spinning (see
+                `passive_session_options`).
 
         Raises:
             `FileNotFoundError` / `ValueError`: not an exported folder, or an incomplete one (says which file).
@@ -201,6 +216,7 @@ class OnnxSRDiffPipeline(SRDiffPipeline):
         config = read_onnx_config(folder)
         folder = Path(folder).expanduser()
         providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
+        sess_options = passive_session_options() if sess_options is None else sess_options
 
         def session(name):
             path = folder / GRAPH_FILES[name]
