@@ -18,6 +18,8 @@ extras = {
     "test": ["pytest>=7", "scikit-image>=0.21", "selenium>=4.11"],  # selenium: the demo's browser test
     # `srdiff demo`; written for Gradio 6's API (`api_visibility`, `ImageSlider`), which 5 does not have.
     "demo": ["gradio>=6,<7", "gradio_client"],
+    # `srdiff export-onnx` (onnx) and the onnxruntime backend (`OnnxSRDiffPipeline`, `srdiff upscale --backend onnx`)
+    "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
 }
 extras["all"] = sorted({dep for name, deps in extras.items() if name != "lpips" for dep in deps})
 

@@ -7,6 +7,7 @@ from .matlab_resize import imresize
 from .models import RRDBEncoder, RRDBEncoderOutput, SRDiffUNet2DModel
 from .pretrained import BICUBIC_MODEL_PATH, DEFAULT_MODEL_PATH, SHIPPED_MODELS, resolve_model
 from .pipelines import (
+    OnnxSRDiffPipeline,
     SRDiffFusionPipeline,
     SRDiffInterpolationPipeline,
     SRDiffPipeline,
@@ -19,6 +20,7 @@ from .runtime import retain_freed_cpu_memory
 __all__ = [
     "BICUBIC_MODEL_PATH",
     "DEFAULT_MODEL_PATH",
+    "OnnxSRDiffPipeline",
     "RRDBEncoder",
     "RRDBEncoderOutput",
     "SRDiffFusionPipeline",

@@ -1,5 +1,6 @@
 # Copyright 2026 The srdiff-diffusers authors. Licensed under the Apache License, Version 2.0.
-"""The `srdiff` command line: `srdiff upscale`, `convert`, `evaluate`, `train`, `export`, `model-card`, `push`.
+"""The `srdiff` command line: `srdiff upscale`, `convert`, `evaluate`, `train`, `export`, `export-onnx`, `model-card`,
+`push`.
 
 Each sub-command lives in `srdiff_diffusers.commands.<name>` with `register(parser)` and `run(args) -> int`,
 and is imported only when used, so `srdiff upscale` does not pay for the evaluation or training dependencies. A user
@@ -20,6 +21,7 @@ COMMANDS = {
     "evaluate": "Compute PSNR/SSIM/LPIPS/LR-PSNR/diversity on a data set and write a report.",
     "train": "Train SRDiff: `--stage rrdb` (the encoder), then `--stage diffusion` (the noise predictor).",
     "export": "Export a stage-diffusion checkpoint (or the mean of several) as a pipeline folder.",
+    "export-onnx": "Export a pipeline as ONNX graphs (encoder, U-Net; a whole upscaler for one-step models).",
     "model-card": "Write the model card of an exported model.",
     "degrade": "Make LR test images from HR ones (real-world degradations or MATLAB bicubic), reproducibly.",
     "demo": "Serve the web demo (Gradio) to try SRDiff in a browser.",
