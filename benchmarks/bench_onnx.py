@@ -36,8 +36,10 @@ def random_image(size: int, seed: int = 0) -> np.ndarray:
 
 def one_step_seconds(pipe, lr01: torch.Tensor) -> float:
     """One whole-image noise prediction, as `SRDiffPipeline.__call__` makes it (tiled with `tile_size="auto"`)."""
-    lr_padded = pipe.pad_to_multiple(lr01)
-    predict = pipe._noise_predictor(lr_padded, 1, "auto", 16)
+    from srdiff_diffusers.pipelines.tiling import noise_predictor
+
+    lr_padded = pipe.image_processor.normalize(pipe.pad_to_multiple(lr01))
+    predict = noise_predictor(pipe.unet, pipe.encoder, lr_padded, 1, "auto", 16)
     scale = pipe.upscale_factor
     sample = torch.randn(1, 3, lr_padded.shape[-2] * scale, lr_padded.shape[-1] * scale)
     timestep = torch.tensor(50)

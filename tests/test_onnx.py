@@ -14,6 +14,7 @@ from srdiff_diffusers import SRDiffPipeline, default_scheduler, fast_scheduler, 
 from srdiff_diffusers.cli import main as srdiff  # noqa: E402
 from srdiff_diffusers.onnx_export import ONNX_CONFIG_NAME, MatlabBicubicUpscale, export_onnx  # noqa: E402
 from srdiff_diffusers.pipelines.pipeline_srdiff_onnx import OnnxSRDiffPipeline  # noqa: E402
+from srdiff_diffusers.pipelines.sizes import padded_size  # noqa: E402
 
 from conftest import tiny_components, tiny_pipeline  # noqa: E402
 
@@ -133,7 +134,7 @@ def test_upscaler_graph_is_the_one_step_pipeline(one_step):
     # odd sizes that need padding, and an image smaller than the U-Net's minimum (edge replication)
     for k, (height, width) in enumerate([*ODD_LR_SIZES, (1, 2)]):
         lr01 = torch.rand(2, 3, height, width, generator=seeded(k))
-        padded_height, padded_width = pipe._padded_size(height, width)
+        padded_height, padded_width = padded_size(height, width, pipe.unet)
         noise = torch.randn(2, 3, padded_height * 4, padded_width * 4, generator=seeded(10 + k))
         # the pipeline draws the same noise from the same generator and scales it by the stored temperature
         expected = pipe(lr01, generator=seeded(10 + k), output_type="pt").images
@@ -248,12 +249,10 @@ def test_wrong_folders_get_clear_errors(teacher, tmp_path):
         OnnxSRDiffPipeline.from_pretrained(incomplete)
 
 
-def test_onnx_pipeline_is_a_drop_in_for_srdiff_upscale(model_dir, tmp_path, monkeypatch):
-    """`srdiff upscale` with its loader returning the ONNX pipeline (how `--backend onnx` is wired) writes the torch
-    pipeline's images: the command's scheduler swap, `.to("cpu")`, tiling and seeds all work unchanged."""
+def test_srdiff_upscale_backend_onnx_writes_the_torch_images(model_dir, tmp_path, capsys):
+    """`srdiff upscale --backend onnx` on an exported folder writes the torch pipeline's images: the command's
+    scheduler swap, tiling and seeds all work unchanged."""
     import PIL.Image
-
-    from srdiff_diffusers.commands import upscale
 
     folder = export_onnx(model_dir, tmp_path / "exported")
     image = np.random.default_rng(0).integers(0, 256, (9, 14, 3), dtype=np.uint8)
@@ -261,12 +260,17 @@ def test_onnx_pipeline_is_a_drop_in_for_srdiff_upscale(model_dir, tmp_path, monk
     args = ["--scheduler", "ddim", "--steps", "2", "--seed", "3", "--device", "cpu", "--tile-size", "4"]
     args = ["upscale", str(tmp_path / "in.png"), *args, "--tile-overlap", "2"]
     assert srdiff([*args, "-o", str(tmp_path / "torch"), "--model", model_dir]) == 0
-    monkeypatch.setattr(upscale, "load_pipeline", lambda model, dtype=None: load(model))
-    assert srdiff([*args, "-o", str(tmp_path / "onnx"), "--model", str(folder)]) == 0
+    assert srdiff([*args, "-o", str(tmp_path / "onnx"), "--model", str(folder), "--backend", "onnx"]) == 0
     (name,) = os.listdir(tmp_path / "torch")
     expected = np.asarray(PIL.Image.open(tmp_path / "torch" / name), dtype=np.int16)
     result = np.asarray(PIL.Image.open(tmp_path / "onnx" / name), dtype=np.int16)
     assert result.shape == (36, 56, 3) and np.abs(result - expected).max() <= 1
+    # a torch model folder, or the torch-only options, are refused with what to do
+    capsys.readouterr()
+    assert srdiff([*args, "-o", str(tmp_path / "x"), "--model", model_dir, "--backend", "onnx"]) == 2
+    assert "srdiff export-onnx" in capsys.readouterr().err
+    assert srdiff([*args, "-o", str(tmp_path / "x"), "--model", str(folder), "--backend", "onnx", "--compile"]) == 2
+    assert "drop --compile" in capsys.readouterr().err
 
 
 def test_export_onnx_command(model_dir, tmp_path, capsys):

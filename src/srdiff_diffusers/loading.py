@@ -68,13 +68,24 @@ def pipeline_from_pretrained(model: str, dtype: torch.dtype = torch.float32) -> 
         return SRDiffPipeline.from_pretrained(model, torch_dtype=dtype)
 
 
-def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32) -> SRDiffPipeline:
+def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32, backend: str = "torch") -> SRDiffPipeline:
     """
     Loads `model` (a shipped model's name, a folder or a Hub id) in `dtype`; without one, the shipped default model
-    or, failing that, random weights (with a warning). A model that cannot be loaded is a `ValueError` (or
-    `FileNotFoundError`) whose message says which and why, in one line.
+    or, failing that, random weights (with a warning). With `backend="onnx"`, `model` is a folder written by
+    `srdiff export-onnx`, run by onnxruntime ([`OnnxSRDiffPipeline`]). A model that cannot be loaded is a
+    `ValueError` (or `FileNotFoundError`) whose message says which and why, in one line.
     """
     from .models import RRDBEncoder, SRDiffUNet2DModel
+
+    if backend == "onnx":
+        from .pipelines.pipeline_srdiff_onnx import OnnxSRDiffPipeline
+
+        if model is None:
+            raise ValueError("--backend onnx needs --model FOLDER, made by `srdiff export-onnx MODEL -o FOLDER`")
+        try:
+            return OnnxSRDiffPipeline.from_pretrained(Path(model).expanduser())
+        except ImportError as error:  # the optional extra is missing: a set-up step, not a bug
+            raise ValueError(str(error)) from None
 
     model = default_model_path() if model is None else resolve_model(model)
     if model is None:

@@ -18,7 +18,7 @@ The folder `export_onnx` writes (see docs/onnx.md):
   schedule), the prediction type and the model's stored sampling defaults.
 
 All graphs have dynamic batch, height and width. The up(LR) of the three component graphs is left to the caller
-(`SRDiffFormulas.upscale_lr`, i.e. `image_processing.imresize`), as [`OnnxSRDiffPipeline`] does.
+(`SRDiffFormulas.upscale_lr`, i.e. `matlab_resize.imresize`), as [`OnnxSRDiffPipeline`] does.
 """
 
 import copy
@@ -34,7 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from diffusers.utils import logging as diffusers_logging
 
-from .image_processing import resize_weights
+from .matlab_resize import resize_weights
+from .pipelines.sizes import lr_size_rule, padded_size
 from .io import atomic_write, make_staging_dir
 from .pipelines.pipeline_srdiff_onnx import GRAPH_FILES, ONNX_CONFIG_NAME, ONNX_FORMAT_VERSION
 
@@ -104,7 +105,7 @@ class MatlabBicubicUpscale(nn.Module):
     MATLAB's bicubic `imresize(x, s)` for an integer scale `s >= 2`, in ops that ONNX expresses for any input size:
     upscaling by an integer has one 4-tap filter per output phase, so each axis is a symmetric padding of 2 pixels
     (an index gather) and a depthwise transposed convolution of stride `s`. Equals
-    [`~image_processing.imresize`] to float rounding (tested).
+    [`~matlab_resize.imresize`] to float rounding (tested).
 
     Args:
         scale (`int`): The integer scale.
@@ -167,7 +168,7 @@ class OneStepUpscalerGraph(nn.Module):
         self.encoder, self.unet = pipe.encoder, pipe.unet
         self.scheduler = pipe.scheduler
         self.scale = pipe.upscale_factor
-        self.lr_multiple, self.min_lr = pipe._lr_size_rule()
+        self.lr_multiple, self.min_lr = lr_size_rule(pipe.unet)
         self.bicubic = MatlabBicubicUpscale(self.scale)
         formulas = pipe.formulas
         self.residual_rescale, self.lr_gain = formulas.residual_rescale, 255.0 / formulas.lr_upscale_divisor
@@ -277,7 +278,7 @@ def _trace(module, args, path, inputs, outputs, dynamic_axes, opset) -> None:
 
 def _onnx_config(pipe, dtype: str, opset: int, one_step: bool) -> dict:
     unet, encoder = pipe.unet, pipe.encoder
-    lr_multiple, min_lr = pipe._lr_size_rule()
+    lr_multiple, min_lr = lr_size_rule(pipe.unet)
     steps, temperature = pipe.sampling_defaults()
     scheduler_config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
     scheduler_config = json.loads(json.dumps(scheduler_config, default=list))  # tuples, numpy values -> JSON
@@ -375,7 +376,7 @@ def export_onnx(
             model.to(torch_dtype)
             diffusers_logging.set_verbosity(verbosity)
     scale = pipe.upscale_factor
-    lr_multiple, min_lr = pipe._lr_size_rule()
+    lr_multiple, min_lr = lr_size_rule(pipe.unet)
     # Example inputs of an odd-ish size and batch 2, so that nothing is specialised to 1.
     lr_h, lr_w = max(min_lr, 3 * lr_multiple), max(min_lr, 4 * lr_multiple)
     lr = torch.rand(2, pipe.unet.config.in_channels, lr_h, lr_w, dtype=torch_dtype)
@@ -402,7 +403,7 @@ def export_onnx(
         )  # fmt: skip
         if upscaler:
             odd = torch.rand(2, 3, lr_h + 1, lr_w + 1, dtype=torch_dtype)  # needs padding: the pad is traced
-            padded = pipe._padded_size(lr_h + 1, lr_w + 1)
+            padded = padded_size(lr_h + 1, lr_w + 1, pipe.unet)
             noise = torch.randn(2, 3, padded[0] * scale, padded[1] * scale, dtype=torch_dtype)
             _export(
                 OneStepUpscalerGraph(pipe), (odd, noise), staging / GRAPH_FILES["upscaler"],

@@ -106,6 +106,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Pull the result's low frequencies (colours) to the LR image.",
     )
+    parser.add_argument(
+        "--backend", choices=("torch", "onnx"), default="torch",
+        help="torch (default; the faster one on CPUs, docs/onnx.md) or onnx: --model is then a folder made by "
+        "`srdiff export-onnx`, run by onnxruntime (pip install srdiff-diffusers[onnx]).",
+    )  # fmt: skip
     add_speed_arguments(parser)
 
 
@@ -202,6 +207,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--init-image refines one image: give exactly one INPUT file (its LR image)")
     if args.tile_overlap < 0:
         raise ValueError(f"--tile-overlap must be at least 0, got {args.tile_overlap}")
+    if args.backend == "onnx" and (args.compile or args.dtype != "float32" or args.device == "cuda"):
+        raise ValueError(
+            "--backend onnx runs the exported graphs as they are, on the CPU: drop --compile, --dtype and "
+            "--device cuda (export in float16 with `srdiff export-onnx --dtype float16` instead)"
+        )
     if args.temperature is not None and args.temperature != 1 and args.init_image is not None:
         raise ValueError("--temperature scales the noise sampling starts from; --init-image refines a guess instead")
 
@@ -265,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. inputs, checked before the (slow) model load; then the pipeline, whose scale names the outputs
     inputs = read_inputs(args, output_dir)
-    pipe = load_pipeline(args.model, torch_dtype(args))
+    pipe = load_pipeline(args.model, torch_dtype(args), backend=args.backend)
     strength = (0.5 if args.strength is None else args.strength) if args.init_image else 1.0
     settings = Settings(*apply_sampling_settings(pipe, args.scheduler, args.steps, args.temperature, strength), strength)
     scale = pipe.upscale_factor

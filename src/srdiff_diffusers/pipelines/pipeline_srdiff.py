@@ -75,6 +75,9 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
     _optional_components = ["scheduler"]
     _callback_tensor_inputs = ["latents"]
 
+    # A method, so that a pipeline on another runtime (`OnnxSRDiffPipeline`) can state what its components are.
+    _check_components = staticmethod(check_components)
+
     def __init__(
         self,
         unet: SRDiffUNet2DModel,
@@ -87,7 +90,7 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
     ):
         super().__init__()
         scheduler = default_scheduler() if scheduler is None else scheduler
-        check_components(unet, encoder, scheduler)
+        self._check_components(unet, encoder, scheduler)
         check_defaults(default_num_inference_steps, default_temperature)
         self.register_modules(unet=unet, encoder=encoder, scheduler=scheduler)
         self.register_to_config(
