@@ -25,7 +25,8 @@ import torch
 from ..io import load_image_dataset
 from ..io import open_image
 from .scale_out import process_state
-from ..loading import SCHEDULERS, apply_sampling_settings, load_pipeline
+from ..loading import apply_sampling_settings, load_pipeline
+from .sampling_options import add_sampling_arguments
 from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -54,24 +55,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="Comma-separated baselines among bicubic,rrdb, or 'none' (default: bicubic,rrdb; rrdb needs --model).",
     )
     parser.add_argument("--no-srdiff", action="store_true", help="Evaluate only the baselines, even with --model.")
-    parser.add_argument(
-        "--scheduler", choices=SCHEDULERS, default=None,
-        help="Sampler (default: the model's own, as `srdiff upscale`; ddpm, the paper's, for a model that stores no "
-        "defaults).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--steps", type=int,
-        help="Denoising steps (default: the model's stored default with its own sampler; else 100 for ddpm, 10 for "
-        "ddim, 20 for the others).",
-    )  # fmt: skip
+    add_sampling_arguments(parser, fallback="ddpm")
     parser.add_argument(
         "--num-samples", type=int, default=1, help="SRDiff samples per image; sigma needs 2 or more (default: 1)."
     )
-    parser.add_argument(
-        "--temperature", type=float, default=None,
-        help="Scale of the starting noise (default: the model's stored default, else 1: the model's own samples). "
-        "Below 1 is more faithful (higher PSNR) but less diverse and less detailed; see docs/sampling_defaults.md.",
-    )  # fmt: skip
     parser.add_argument(
         "--srdiff-mean",
         action="store_true",

@@ -13,7 +13,6 @@ from ..io import save_png
 from ..loading import (
     IMAGE_SUFFIXES,
     SAMPLES,
-    SCHEDULERS,
     apply_sampling_settings,
     default_model_path,
     load_pipeline,
@@ -22,6 +21,7 @@ from ..loading import (
     to_pil,
 )
 from ..seeds import sample_generators, sample_seeds
+from .sampling_options import add_sampling_arguments
 from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
 
@@ -37,25 +37,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="A shipped model's name (bicubic), a saved SRDiffPipeline folder or a Hub id; defaults to the shipped "
         "default model.",
     )
-    parser.add_argument(
-        "--steps", type=int, default=None,
-        help="Denoising steps (default: the model's stored default with its own sampler; else 10 for ddim, 100 for "
-        "ddpm, 20 for the others).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--scheduler", choices=SCHEDULERS, default=None,
-        help="Sampler (default: the model's own, stored with it; ddim for a model that stores none). The paper's "
-        "sampling: --scheduler ddpm --steps 100 --temperature 1 (docs/sampling_defaults.md).",
-    )  # fmt: skip
+    add_sampling_arguments(parser, fallback="ddim")
     parser.add_argument(
         "--seed", type=int, default=None,
-        help="Seed: sample k of every image is drawn with seed + k, as in Python and the demo (default: a random "
-        "seed, printed and recorded in the manifest).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--temperature", type=float, default=None,
-        help="Scale of the starting noise (default: the model's stored default; 1 samples the model's distribution). "
-        "Below 1 is more faithful (higher PSNR) but less diverse and less detailed; see docs/sampling_defaults.md.",
+        help="Seed: sample k of every image is drawn with seed + k, as in Python and the demo (default: unseeded).",
     )  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=1, help="Samples per image (SRDiff is diverse).")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing output files.")

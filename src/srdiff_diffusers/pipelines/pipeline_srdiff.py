@@ -36,10 +36,9 @@ EXAMPLE_DOC_STRING = """
 
         >>> pipe = SRDiffPipeline.from_pretrained("path/to/srdiff-model")  # a local folder or a Hub id
         >>> low_res = Image.open("photo.png")
-        >>> image = pipe(low_res, generator=torch.Generator().manual_seed(0)).images[0]
+        >>> image = pipe(low_res, generator=torch.Generator().manual_seed(0)).images[0]  # the model's defaults
 
-        >>> # 20 steps instead of 100: DPM-Solver++ with "trailing" spacing and x0 clipped as in the paper
-        >>> pipe.scheduler = pipe.fast_scheduler("dpmsolver++")
+        >>> pipe.scheduler = pipe.fast_scheduler("dpmsolver++")  # trailing spacing, x0 clipped as in the paper
         >>> image = pipe(low_res, num_inference_steps=20).images[0]
         ```
 """
@@ -55,18 +54,19 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
     `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` through the `pipeline.py` that `save_pretrained`
     writes beside `model_index.json` (docs/hub.md).
 
-    On the CPU, call [`~runtime.retain_freed_cpu_memory`] once per process (the `srdiff` commands do): glibc then
-    reuses freed activations instead of page-faulting fresh memory at every step (see docs/performance.md).
+    On the CPU, call [`~runtime.retain_freed_cpu_memory`] once per process (docs/performance.md).
 
     Args:
         unet ([`SRDiffUNet2DModel`]): The conditional noise predictor.
         encoder ([`RRDBEncoder`]): The LR encoder.
-        scheduler ([`SchedulerMixin`]): Any diffusers scheduler for epsilon prediction (DDPM, DDIM,
-            DPMSolverMultistep, UniPC, EulerAncestral, ...); defaults to the paper's DDPM schedule.
+        scheduler ([`SchedulerMixin`]): Any diffusers scheduler (DDPM, DDIM, DPMSolverMultistep, UniPC, ...) whose
+            `prediction_type` is what the U-Net predicts: epsilon (SRDiff), x0 or v (distilled students); defaults
+            to the paper's DDPM schedule.
         residual_rescale (`float`, *optional*, defaults to 2.0): The diffused signal is `(HR - up(LR)) * rescale`.
-        lr_upscale_divisor (`float`, *optional*, defaults to 255.0): up(LR) is computed from `uint8 / divisor`.
-            255 is exact; the authors' data code used 256, so their released weights expect it (converted
-            checkpoints set 256).
+        lr_upscale_divisor (`float`, *optional*, defaults to 255.0): up(LR) is computed from `uint8 / divisor`
+            (255 is exact; converted checkpoints of the authors set 256, as their data code used).
+        default_num_inference_steps (`int`, *optional*), default_temperature (`float`, *optional*): The model's
+            sampling defaults, used when a call gives none (docs/sampling_defaults.md); unset: the paper's 100, 1.
     """
 
     model_cpu_offload_seq = "encoder->unet"
@@ -229,11 +229,9 @@ class SRDiffPipeline(HubNativeMixin, DiffusionPipeline):
             callback_on_step_end_tensor_inputs (`List[str]`, *optional*): Tensors passed in `callback_kwargs`.
             eta (`float`, *optional*, defaults to 0.0): DDIM's eta; ignored by other schedulers.
             temperature (`float`, *optional*): Scale of the starting noise x_T; defaults to the model's stored
-                `default_temperature`, else 1.0. 1 samples the model's distribution (the paper's sampler); below 1
-                gives outputs closer to the average of the samples: more faithful (higher PSNR), less diverse and less
-                detailed. With a deterministic sampler (DDIM with `eta` 0, DPM-Solver++, UniPC) x_T is the only noise,
-                so it sets the diversity; DDPM and DDIM with `eta` > 0 add fresh noise at every step, which it does
-                not scale. See `docs/schedulers.md`.
+                `default_temperature`, else 1 (the model's own samples). Below 1: more faithful (higher PSNR), less
+                diverse and less detailed; with a deterministic sampler (DDIM with `eta` 0, DPM-Solver++, UniPC) it
+                sets the diversity, DDPM adds fresh noise it does not scale (docs/sampling_defaults.md).
             latents (`torch.Tensor`, *optional*): The starting latents, `(len(images) * num_images_per_prompt, 3,
                 H', W')` with `H', W'` the HR size of the LR image padded to the U-Net's size multiple (all inputs
                 must then have one size). With `strength` 1 they are x_T (standard normal, scaled by the scheduler's
