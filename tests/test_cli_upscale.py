@@ -196,7 +196,7 @@ def test_diverged_weights_give_the_guard_message_not_a_traceback(inputs, tmp_pat
 def test_no_model_uses_the_fallback(inputs, tmp_path, monkeypatch):
     requested = []
 
-    def tiny_fallback(model, dtype):  # the full-size random model is too slow for a test; its build is checked below
+    def tiny_fallback(model, dtype, backend):  # the full-size random model is too slow here; its build is checked below
         requested.append((model, dtype))
         return tiny_pipeline()
 

@@ -32,9 +32,8 @@ def training_arguments(command: str) -> argparse.Namespace:
     # `python examples/train_srdiff.py ...`, `srdiff train ...`, `python -m srdiff_diffusers train ...`, or any of
     # them after `accelerate launch`
     starts = [i + 1 for i, word in enumerate(words) if word.endswith("train_srdiff.py")]
-    starts += [
-        i + 2 for i, word in enumerate(words[:-1]) if word.endswith(("srdiff", "srdiff_diffusers")) and words[i + 1] == "train"
-    ]
+    commands = ("srdiff", "srdiff_diffusers")
+    starts += [i + 2 for i, word in enumerate(words[:-1]) if word.endswith(commands) and words[i + 1] == "train"]
     if not starts:
         raise ValueError(
             "`--training_command` must be the command that trained the model: `python examples/train_srdiff.py ...` "

@@ -262,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = read_inputs(args, output_dir)
     pipe = load_pipeline(args.model, torch_dtype(args), backend=args.backend)
     strength = (0.5 if args.strength is None else args.strength) if args.init_image else 1.0
-    settings = Settings(*apply_sampling_settings(pipe, args.scheduler, args.steps, args.temperature, strength), strength)
+    sampling = apply_sampling_settings(pipe, args.scheduler, args.steps, args.temperature, strength)
+    settings = Settings(*sampling, strength)
     scale = pipe.upscale_factor
 
     # 2. every output path is known now: refuse to overwrite (or skip what is done) before any process writes
