@@ -87,7 +87,7 @@ def test_the_teacher_trajectory_is_the_pipelines_ddim_sample(teacher_dir):
     scheduler.set_timesteps(3)
     condition = pipe.encoder.encode(pipe.image_processor.normalize(lr01))
     x0 = teacher_sample(pipe.unet, scheduler, noise * 0.7, condition)
-    np.testing.assert_allclose(pipe.image_from_residual(x0, lr01).numpy(), raw.numpy(), atol=1e-5)
+    np.testing.assert_allclose(pipe.formulas.image_from_residual(x0, lr01).numpy(), raw.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["sample", "v_prediction"])
@@ -109,7 +109,7 @@ def test_an_x0_or_v_student_samples_through_the_ordinary_pipeline_and_schedulers
     a = pipe.scheduler.alphas_cumprod[99]
     by_hand = model_output if kind == "sample" else a.sqrt() * x_T - (1 - a).sqrt() * model_output
     assert torch.allclose(predicted_x0(pipe.scheduler, model_output, x_T, torch.tensor([99])), by_hand)
-    np.testing.assert_allclose(out.numpy(), pipe.image_from_residual(by_hand, lr01).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), pipe.formulas.image_from_residual(by_hand, lr01).numpy(), atol=1e-5)
     # other schedulers made from its config keep the prediction type; one that drops it is refused
     pipe.scheduler = pipe.fast_scheduler("dpmsolver++")
     assert pipe(lr01, num_inference_steps=2, output_type="np").images.shape == (1, 32, 32, 3)

@@ -30,10 +30,10 @@ COMMON="--train_data_dir $DATA/BSD100-HR --degradation realistic --resolution $R
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$RESULTS/gpu.txt" || true
 
 # stage 1: the RRDB encoder (L1)
-$PYTHON -m srdiff_diffusers.training --stage rrdb $RRDB_SIZE $COMMON --learning_rate 2e-4 \
+$PYTHON -m srdiff_diffusers train --stage rrdb $RRDB_SIZE $COMMON --learning_rate 2e-4 \
     --max_train_minutes "$RRDB_MINUTES" --output_dir "$WORK/rrdb" 2>&1 | tee "$RESULTS/train.log"
 # stage 2: the noise predictor on the frozen encoder
-$PYTHON -m srdiff_diffusers.training --stage diffusion --pretrained_encoder "$WORK/rrdb" \
+$PYTHON -m srdiff_diffusers train --stage diffusion --pretrained_encoder "$WORK/rrdb" \
     --unet_block_out_channels "$UNET_WIDTHS" $COMMON --learning_rate 2e-4 --max_train_minutes "$UNET_MINUTES" \
     --output_dir "$WORK/diffusion" 2>&1 | tee -a "$RESULTS/train.log"
 grep "throughput" "$RESULTS/train.log"
