@@ -36,7 +36,7 @@ def bicubic_lr(hr: np.ndarray) -> np.ndarray:
 
 
 # How each shipped model's test LR is made from the HR crop: the degradation the model was trained for.
-TEST_LR = {"bicubic": bicubic_lr}
+TEST_LR = {"bicubic": bicubic_lr, "bicubic-1step": bicubic_lr}
 
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED_MODELS))
