@@ -122,7 +122,7 @@ def files(tmp_path_factory) -> dict:
     # 15000x15000 one-bit pixels: 27 kB on disk, 225 megapixels decoded (over twice PIL's bomb limit).
     PIL.Image.new("1", (15000, 15000)).save(paths["bomb.png"])
     PIL.Image.new("RGB", (1, 1), (200, 30, 30)).save(paths["one_pixel.png"])
-    PIL.Image.new("RGB", (600, 600)).save(paths["too_large.png"])  # over the default 256x256 pixels
+    PIL.Image.new("RGB", (1000, 800)).save(paths["too_large.png"])  # over the default 768x768 pixels
     PIL.Image.fromarray(g.integers(0, 65536, (16, 20), dtype=np.uint16)).save(paths["sixteen_bit.png"])
     PIL.Image.fromarray(g.integers(0, 256, (16, 20, 4), dtype=np.uint8), mode="CMYK").save(paths["cmyk.jpg"])
     return paths
@@ -251,7 +251,7 @@ def test_three_requests_at_once_are_queued_and_all_complete(client, files):
         ("truncated.png", "truncated.png could not be decoded: the file is truncated or corrupt"),
         ("bomb.png", "possible decompression bomb"),
         ("one_pixel.png", "The image is 1x1 pixels; SRDiff needs at least 8 pixels on each side"),
-        ("too_large.png", "at most 65,536 pixels (e.g. 256x256)"),
+        ("too_large.png", "at most 589,824 pixels (e.g. 768x768)"),
     ],
 )
 def test_bad_upload_gets_a_message_and_the_server_keeps_serving(client, files, name, message):

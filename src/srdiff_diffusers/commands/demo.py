@@ -23,7 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--max-pixels",
         type=int,
         default=None,
-        help="Largest input in LR pixels (default: 65536, i.e. 256x256); larger uploads are refused with a message.",
+        help="Largest input in LR pixels (default: 589824, i.e. 768x768); larger uploads are refused with a message.",
     )
     parser.add_argument("--max-samples", type=int, default=4, help="Most samples per request (default: 4).")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="Default: cuda when available.")

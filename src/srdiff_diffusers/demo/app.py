@@ -24,9 +24,10 @@ from ..io import save_png
 from .runner import Cancelled, DemoModels
 from .uploads import read_upload
 
-# 256x256 LR pixels (1024x1024 out): about 90 s with 20 DDIM steps of the shipped model on 2 CPU cores, so that
-# one visitor does not hold a CPU Space for minutes; a GPU server can take far more (`--max-pixels`).
-DEFAULT_MAX_PIXELS = 256 * 256
+# 768x768 LR pixels: the one-step default model takes about as long for it on 2 CPU cores as 20 DDIM steps of its
+# teacher took for the former limit of 256x256 (docs/demo.md), so that one visitor does not hold a CPU Space for
+# minutes; a GPU server can take far more (`--max-pixels`).
+DEFAULT_MAX_PIXELS = 768 * 768
 # Uploads over this are refused by Gradio before they reach the server's disk.
 MAX_FILE_SIZE = "25mb"
 # The bundled examples: scikit-image photos (no download), downscaled 4x so a CPU run takes seconds.
@@ -163,7 +164,7 @@ def build_demo(
             selected. Defaults to the shipped models. Each is loaded on first use, then kept.
         device (`str`, *optional*): `"cpu"` or `"cuda"`; defaults to cuda when available.
         dtype (`torch.dtype`, *optional*, defaults to `torch.float32`): Precision of the networks.
-        max_pixels (`int`, *optional*, defaults to 256 * 256): Largest input accepted, in LR pixels.
+        max_pixels (`int`, *optional*, defaults to 768 * 768): Largest input accepted, in LR pixels.
         max_samples (`int`, *optional*, defaults to 4): Most samples per request.
         concurrency (`int`, *optional*, defaults to 1): Upscales run at once; more requests wait in the queue.
         queue_size (`int`, *optional*, defaults to 16): Requests that may wait; more are refused ("queue full").
