@@ -51,3 +51,44 @@ def test_python_the_cli_and_the_demo_give_the_same_bytes(model_dir, tmp_path, nu
     assert result.png.read_bytes() == python_bytes[0]
     for k, sample in enumerate(result.samples):
         np.testing.assert_array_equal(np.asarray(sample), np.asarray(python[k]))
+
+
+def test_the_stored_defaults_are_what_python_the_cli_and_the_demo_use(tmp_path):
+    """A model that stores DDIM, 2 steps and temperature 0.3: `pipe(image)`, `srdiff upscale` without sampling options
+    and the demo's starting settings all sample with them (and agree to the byte)."""
+    from srdiff_diffusers import fast_scheduler
+    from srdiff_diffusers.demo.app import _defaults
+    from srdiff_diffusers.pipelines.schedulers import default_scheduler
+
+    from conftest import tiny_components
+
+    unet, encoder = tiny_components()
+    model = tmp_path / "model"
+    SRDiffPipeline(
+        unet=unet, encoder=encoder, scheduler=fast_scheduler(default_scheduler().config, "ddim"),
+        default_num_inference_steps=2, default_temperature=0.3,
+    ).save_pretrained(model)  # fmt: skip
+    path = tmp_path / "photo.png"
+    PIL.Image.fromarray(np.random.default_rng(2).integers(0, 256, (9, 11, 3), dtype=np.uint8)).save(path)
+
+    pipe = SRDiffPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    with PIL.Image.open(path) as image:
+        python = pipe(image, generator=torch.Generator().manual_seed(5)).images[0]
+        explicit = pipe(image, num_inference_steps=2, temperature=0.3, generator=torch.Generator().manual_seed(5))
+        other = pipe(image, num_inference_steps=2, temperature=1.0, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_array_equal(np.asarray(python), np.asarray(explicit.images[0]))
+    assert not np.array_equal(np.asarray(python), np.asarray(other.images[0]))  # the temperature is really applied
+    save_png(python, tmp_path / "python.png")
+
+    assert main(["upscale", str(path), "-o", str(tmp_path / "cli"), "--model", str(model), "--seed", "5"]) == 0
+    assert (tmp_path / "cli" / "photo_x4.png").read_bytes() == (tmp_path / "python.png").read_bytes()
+
+    models = {"tiny": str(model)}
+    defaults = _defaults(models, "tiny")
+    assert (defaults.sampler, defaults.steps, defaults.temperature) == ("ddim", 2, 0.3)
+    result = DemoModels(models, "cpu", torch.float32).upscale(
+        "tiny", read_upload(path, "photo.png", 10**6), "photo", defaults.sampler, defaults.steps, 5, 1, "auto",
+        False, False, defaults.temperature, on_step=lambda done, total: None, cancel=threading.Event(),
+    )  # fmt: skip
+    assert result.png.read_bytes() == (tmp_path / "python.png").read_bytes()
