@@ -14,7 +14,7 @@ BICUBIC_ONE_STEP_MODEL_PATH = _HERE / "srdiff-bsd100-x4-1step"
 SHIPPED_MODELS: Dict[str, Path] = {"bicubic-1step": BICUBIC_ONE_STEP_MODEL_PATH, "bicubic": BICUBIC_MODEL_PATH}
 
 # What `srdiff upscale` and the demo use when no model is named: the one-step model, within 0.3 dB of its teacher
-# at the default temperature and about 8x faster (docs/sampling_defaults.md).
+# at the default temperature and about 6x faster (docs/sampling_defaults.md).
 DEFAULT_MODEL_NAME = "bicubic-1step"
 DEFAULT_MODEL_PATH = SHIPPED_MODELS[DEFAULT_MODEL_NAME]
 
