@@ -261,6 +261,26 @@ def add_pair_arguments(parser) -> None:
     parser.add_argument("--scale", type=int, default=4)
 
 
+def pair_pipeline(parser, args, scheduler: str = "ddim"):
+    """
+    `--model`'s pipeline for the pairs of `add_pair_arguments`: `scheduler` is "ddpm" or a `pipe.fast_scheduler` name
+    (which keeps the model's prediction type), whatever the model stores; no progress bars; its scale is `--scale`.
+    """
+    from diffusers import DDPMScheduler
+
+    from srdiff_diffusers import SRDiffPipeline, resolve_model
+
+    pipe = SRDiffPipeline.from_pretrained(resolve_model(args.model))
+    if scheduler == "ddpm":
+        pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    else:
+        pipe.scheduler = pipe.fast_scheduler(scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    if args.scale != pipe.upscale_factor:
+        parser.error(f"--scale {args.scale}: the model upscales x{pipe.upscale_factor}.")
+    return pipe
+
+
 def pair_paths(parser, args) -> List[Tuple[Path, Path]]:
     """The (LR, HR) paths of `add_pair_arguments`' folders, checked before any work starts."""
     lr_paths = sorted(args.lr_dir.glob("*.png"))

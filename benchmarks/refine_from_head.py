@@ -17,7 +17,6 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 from tqdm.auto import tqdm
 
-from srdiff_diffusers import SRDiffPipeline, resolve_model
 from srdiff_diffusers.evaluation.loop import super_resolve
 from srdiff_diffusers.image_processor import SRDiffImageProcessor
 
@@ -37,12 +36,7 @@ def main() -> None:
     strengths = [float(value) for value in args.strengths.split(",")]
     pairs = _common.pair_paths(parser, args)
 
-    pipe = SRDiffPipeline.from_pretrained(resolve_model(args.model))
-    if args.scheduler != "ddpm":
-        pipe.scheduler = pipe.fast_scheduler(args.scheduler)
-    pipe.set_progress_bar_config(disable=True)
-    if args.scale != pipe.upscale_factor:
-        parser.error(f"--scale {args.scale}: the model upscales x{pipe.upscale_factor}.")
+    pipe = _common.pair_pipeline(parser, args, args.scheduler)
     psnrs = {"head": [], **{strength: [] for strength in strengths}}
     for lr_path, hr_path in tqdm(pairs, desc="Refining", unit="image"):
         lr, hr = _common.load_pair(lr_path, hr_path, args.scale)

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from srdiff_diffusers import SRDiffPipeline, resolve_model
 from srdiff_diffusers.evaluation.metrics import diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from srdiff_diffusers.matlab_resize import imresize
 from srdiff_diffusers.image_processor import SRDiffImageProcessor
@@ -54,9 +53,7 @@ def main() -> None:
     step_counts = [int(value) for value in args.steps.split(",")]
     pairs = _common.pair_paths(parser, args)
 
-    pipe = SRDiffPipeline.from_pretrained(resolve_model(args.model))
-    pipe.scheduler = pipe.fast_scheduler("ddim")  # keeps the model's prediction type
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _common.pair_pipeline(parser, args, "ddim")
     processor = SRDiffImageProcessor
     settings = [(steps, temperature) for steps in step_counts for temperature in temperatures]
     results = {"bicubic": [], **{setting: [] for setting in settings}}

@@ -140,3 +140,19 @@ def test_the_student_checkpoint_records_its_scheduler(tmp_path, teacher_dir):
             "--prediction_type", "v_prediction")  # fmt: skip
     saved = json.loads((tmp_path / "out" / "checkpoint-1" / "scheduler" / "scheduler_config.json").read_text())
     assert saved["prediction_type"] == "v_prediction" and saved["_class_name"] == "DDIMScheduler"
+
+
+def test_a_teacher_of_another_noise_schedule_is_refused(tmp_path, capsys):
+    from diffusers import DDPMScheduler
+
+    from srdiff_diffusers.cli import main
+
+    unet, encoder = tiny_pipeline().unet, tiny_pipeline().encoder
+    SRDiffPipeline(unet=unet, encoder=encoder, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(
+        tmp_path / "teacher"
+    )
+    data = write_images(tmp_path / "hr", 2, size=(40, 36))
+    argv = ["train", "--stage", "distill", "--teacher", str(tmp_path / "teacher"), "--train_data_dir", str(data),
+            "--output_dir", str(tmp_path / "o"), "--resolution", "32", "--report_to", "none", "--max_train_steps", "1"]
+    assert main(argv) == 2
+    assert "another noise schedule" in capsys.readouterr().err

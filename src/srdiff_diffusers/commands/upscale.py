@@ -322,7 +322,7 @@ def manifest_record(job: Job, sample: int, args, settings: Settings, seconds, ba
     return {
         "input": str(job.path) if job.path is not None else f"sample:{args.sample}",
         "output": str(job.outputs[sample]), "sample": sample,
-        "seed": sample_seeds(args.seed, sample + 1)[sample] if args.seed is not None else None,
+        "seed": sample_seeds(args.seed, args.num_samples)[sample] if args.seed is not None else None,
         "base_seed": args.seed, "model": args.model or default_model_path() or "random weights",
         "sampler": settings.sampler, "steps": settings.steps, "temperature": settings.temperature,
         "seconds": None if seconds is None else round(seconds, 4),

@@ -19,7 +19,7 @@ def ddim_scheduler(config, prediction_type: str = "epsilon") -> DDIMScheduler:
     return fast_scheduler(config, "ddim", prediction_type=prediction_type)
 
 
-def student_timesteps(config, student_steps: List[int]) -> torch.Tensor:
+def student_timesteps(config, student_steps: List[int]) -> List[torch.Tensor]:
     """The timesteps the student is trained at: those of each step count's DDIM schedule, one list per count."""
     scheduler = ddim_scheduler(config)
     rows = []
@@ -30,14 +30,11 @@ def student_timesteps(config, student_steps: List[int]) -> torch.Tensor:
 
 
 def predicted_x0(scheduler, model_output: torch.Tensor, sample: torch.Tensor, timesteps: torch.Tensor):
-    """x0 from a model output of the scheduler's `prediction_type`, per sample (as DDIM's `step` computes it)."""
-    alpha_bar = scheduler.alphas_cumprod.to(sample.device)[timesteps].view(-1, 1, 1, 1)
-    kind = scheduler.config.prediction_type
-    if kind == "sample":
+    """x0 from a student's output (`prediction_type` "sample" or "v_prediction"), per sample, as DDIM's `step` has it."""
+    if scheduler.config.prediction_type == "sample":
         return model_output
-    if kind == "v_prediction":
-        return alpha_bar.sqrt() * sample - (1 - alpha_bar).sqrt() * model_output
-    return (sample - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()
+    alpha_bar = scheduler.alphas_cumprod.to(sample.device)[timesteps].view(-1, 1, 1, 1)
+    return alpha_bar.sqrt() * sample - (1 - alpha_bar).sqrt() * model_output
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from ..models.rrdb_encoder import RRDBEncoder
 from ..models.unet_srdiff import SRDiffUNet2DModel
 from ..pipelines.srdiff_formulas import SRDiffFormulas
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from ..pipelines.schedulers import prediction_type
+from ..pipelines.schedulers import noise_schedule, prediction_type
 from ..pretrained import resolve_model
 from ..runtime import retain_freed_cpu_memory
 from ..io import atomic_write
@@ -163,6 +163,13 @@ def load_teacher(args) -> SRDiffPipeline:
     teacher = SRDiffPipeline.from_pretrained(resolve_model(args.teacher))
     if prediction_type(teacher.scheduler) != "epsilon":
         raise ValueError(f"`--teacher` {args.teacher!r} is already a distilled model; distil its own teacher.")
+    # The student's schedulers and the saved pipeline are made from the paper's schedule (`default_scheduler`).
+    schedule, paper = noise_schedule(teacher.scheduler), noise_schedule(default_scheduler())
+    if schedule.shape != paper.shape or not torch.allclose(schedule, paper):
+        raise ValueError(
+            f"`--teacher` {args.teacher!r} was trained on another noise schedule than SRDiff's (T = 100, cosine), "
+            "which `--stage distill` does not support."
+        )
     args.upscale_factor = teacher.upscale_factor
     args.residual_rescale = teacher.config.residual_rescale
     args.lr_upscale_divisor = teacher.config.lr_upscale_divisor

@@ -18,8 +18,8 @@ from ..evaluation.report import comparison_grid
 from ..matlab_resize import imresize
 from ..image_processor import SRDiffImageProcessor
 from ..pipelines.pipeline_srdiff import SRDiffPipeline, default_scheduler
-from ..pipelines.schedulers import fast_scheduler
 from ..io import save_png
+from .distillation import ddim_scheduler
 from .data import ImageRecord, _to_rgb_uint8, crop_to_multiple, degradation_config, load_hr_images, make_lr
 
 
@@ -46,7 +46,7 @@ def pipeline_of_run(args, unet, encoder) -> SRDiffPipeline:
     return SRDiffPipeline(
         unet=unet,
         encoder=encoder,
-        scheduler=fast_scheduler(default_scheduler().config, "ddim", prediction_type=args.prediction_type),
+        scheduler=ddim_scheduler(default_scheduler().config, args.prediction_type),
         residual_rescale=args.residual_rescale,
         lr_upscale_divisor=args.lr_upscale_divisor,
         default_num_inference_steps=args.student_steps[0],
