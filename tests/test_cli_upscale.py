@@ -230,6 +230,19 @@ def test_argument_errors(model_dir, inputs, tmp_path, capsys):
     assert "would overwrite each other" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--steps", 0, "--steps must be a positive integer"), ("--tile-overlap", -1, "--tile-overlap must be a non-neg")],
+)
+def test_pipeline_errors_name_the_options(option, value, message, model_dir, inputs, tmp_path, capsys):
+    # checked once, by the pipeline's check_inputs; the command names the option the user typed
+    out = tmp_path / "o"
+    assert upscale_cli(inputs / "odd.png", option, value, model_dir=model_dir, out=out) == 2
+    error = capsys.readouterr().err
+    assert f"srdiff upscale: error: {message}" in error
+    assert not list(out.rglob("*.png"))
+
+
 def test_bfloat16_runs_the_networks_in_bfloat16_close_to_float32(model_dir, inputs, tmp_path):
     assert upscale_cli(inputs / "odd.png", model_dir=model_dir, out=tmp_path / "fp32", steps=2) == 0
     args = (inputs / "odd.png", "--dtype", "bfloat16")

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from srdiff_diffusers import RRDBEncoder, SRDiffUNet2DModel
 
-from conftest import tiny_components
+from conftest import tiny_components, tiny_pipeline
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
@@ -71,6 +71,19 @@ def test_unet_rejects_bad_sizes():
             unet(sample, timestep, condition)
     with pytest.raises(ValueError, match="The projected condition is"):
         unet(torch.randn(1, 3, 16, 16), 1, projected_condition=torch.randn(1, 4, 16, 16))
+
+
+def test_unet_checks_its_inputs_only_when_torch_fails(monkeypatch):
+    pipe = tiny_pipeline(4)
+    calls = []
+    check = type(pipe.unet).check_inputs
+    monkeypatch.setattr(type(pipe.unet), "check_inputs", lambda self, *args: calls.append(args) or check(self, *args))
+    pipe(torch.rand(1, 3, 4, 4), num_inference_steps=3, output_type="pt")
+    assert calls == []  # no check at any of the denoising steps
+    condition = torch.randn(1, pipe.encoder.condition_channels, 4, 4)
+    with pytest.raises(ValueError, match="4x smaller"):
+        pipe.unet(torch.randn(1, 3, 24, 24), 1, condition)
+    assert len(calls) == 1
 
 
 def test_configs_and_inputs_that_cannot_work_are_refused():

@@ -26,7 +26,7 @@ from ..io import load_image_dataset
 from ..io import open_image
 from .scale_out import process_state
 from ..loading import apply_sampling_settings, load_pipeline
-from .sampling_options import add_sampling_arguments
+from .sampling_options import add_sampling_arguments, pipeline_errors_as_options
 from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("pass exactly one of --hr-dir DIR or --dataset NAME")
     if args.lr_dir is not None and args.hr_dir is None:
         raise ValueError("--lr-dir goes with --hr-dir")
-    for flag, value in (("--steps", args.steps), ("--max-images", args.max_images), ("--crop", args.crop)):
+    for flag, value in (("--max-images", args.max_images), ("--crop", args.crop)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be a positive integer, got {value}")
     if args.num_samples < 1:
@@ -354,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
         # Each process evaluates its share into a cache part of its own; the main process then reads them all back.
         from accelerate.utils import gather_object
 
-        with state.split_between_processes(list(range(len(names)))) as share:
+        with state.split_between_processes(list(range(len(names)))) as share, pipeline_errors_as_options():
             share = list(share)
             shared = evaluate_pipeline(
                 pipe, [hr_images[i] for i in share], None if lr_images is None else [lr_images[i] for i in share],
@@ -365,7 +365,8 @@ def run(args: argparse.Namespace) -> int:
         state.wait_for_everyone()
         if not state.is_main_process:
             return 0
-    results = evaluate_pipeline(pipe, hr_images, lr_images, names=names, **settings)
+    with pipeline_errors_as_options():
+        results = evaluate_pipeline(pipe, hr_images, lr_images, names=names, **settings)
     if computed is not None:  # the main process's pass reused what the shares computed
         total = results["settings"]["computed"] + results["settings"]["reused_from_cache"]
         results["settings"].update(computed=computed, reused_from_cache=total - computed)

@@ -21,7 +21,7 @@ from ..loading import (
     to_pil,
 )
 from ..seeds import sample_generators, sample_seeds
-from .sampling_options import add_sampling_arguments
+from .sampling_options import add_sampling_arguments, pipeline_errors_as_options
 from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
 
@@ -176,8 +176,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("give at least one INPUT image or folder, or --sample NAME (e.g. --sample astronaut)")
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seed is not None and args.seed < 0:
@@ -186,19 +184,13 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--overwrite replaces existing outputs and --skip-existing keeps them; pass one of them")
     if args.strength is not None and args.init_image is None:
         raise ValueError("--strength needs --init-image (the HR guess to refine)")
-    if args.strength is not None and not 0 <= args.strength <= 1:
-        raise ValueError(f"--strength must be in [0, 1], got {args.strength}")
     if args.init_image is not None and (len(args.inputs) != 1 or args.sample or Path(args.inputs[0]).is_dir()):
         raise ValueError("--init-image refines one image: give exactly one INPUT file (its LR image)")
-    if args.tile_overlap < 0:
-        raise ValueError(f"--tile-overlap must be at least 0, got {args.tile_overlap}")
     if args.backend == "onnx" and (args.compile or args.dtype != "float32" or args.device == "cuda"):
         raise ValueError(
             "--backend onnx runs the exported graphs as they are, on the CPU: drop --compile, --dtype and "
             "--device cuda (export in float16 with `srdiff export-onnx --dtype float16` instead)"
         )
-    if args.temperature is not None and args.temperature != 1 and args.init_image is not None:
-        raise ValueError("--temperature scales the noise sampling starts from; --init-image refines a guess instead")
 
 
 def read_inputs(args: argparse.Namespace, output_dir: Path) -> List[Tuple[Path, str, tuple]]:
@@ -350,20 +342,21 @@ def upscale_batch(pipe, batch: List[Job], args, settings: Settings, scale: int, 
         generator = [g for _ in batch for g in sample_generators(args.seed, args.num_samples)]
     output_type = "pil" if isinstance(images[0], PIL.Image.Image) else "np"
     start = time.perf_counter()
-    results = pipe(
-        images,
-        num_inference_steps=settings.steps,
-        generator=generator,
-        num_images_per_prompt=args.num_samples,
-        output_type=output_type,
-        tile_size=args.tile_size,
-        tile_overlap=args.tile_overlap,
-        init_image=read_image(Path(args.init_image)) if args.init_image else None,
-        strength=settings.strength,
-        lr_consistency=args.lr_consistency,
-        batch_size=args.batch_size,
-        temperature=settings.temperature,
-    ).images
+    with pipeline_errors_as_options():
+        results = pipe(
+            images,
+            num_inference_steps=settings.steps,
+            generator=generator,
+            num_images_per_prompt=args.num_samples,
+            output_type=output_type,
+            tile_size=args.tile_size,
+            tile_overlap=args.tile_overlap,
+            init_image=read_image(Path(args.init_image)) if args.init_image else None,
+            strength=settings.strength,
+            lr_consistency=args.lr_consistency,
+            batch_size=args.batch_size,
+            temperature=settings.temperature,
+        ).images
     seconds = (time.perf_counter() - start) / len(batch)
     for position, job in enumerate(batch):
         written = []

@@ -214,7 +214,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         return self.condition_projection(encoder_hidden_states)
 
     def check_inputs(self, sample, timestep, encoder_hidden_states, projected_condition) -> None:
-        """The checks of `forward`'s arguments whose failure torch would report unclearly, or not at all."""
+        """Names the argument of `forward` at fault; run by `forward` only after torch has failed on them."""
         if not torch.is_tensor(sample) or sample.ndim != 4 or sample.shape[1] != self.config.in_channels:
             shape = tuple(sample.shape) if torch.is_tensor(sample) else type(sample).__name__
             raise ValueError(f"`sample` must be a (batch, {self.config.in_channels}, H, W) tensor, got {shape}.")
@@ -281,7 +281,17 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         Returns:
             [`UNet2DOutput`] or `tuple`: the predicted noise.
         """
-        self.check_inputs(sample, timestep, encoder_hidden_states, projected_condition)
+        try:
+            sample = self._predict_noise(sample, timestep, encoder_hidden_states, projected_condition)
+        except (RuntimeError, TypeError, ValueError, IndexError, AttributeError):
+            # Checked only once torch has failed, so a denoising step pays nothing; this says which argument and why.
+            self.check_inputs(sample, timestep, encoder_hidden_states, projected_condition)
+            raise
+        if not return_dict:
+            return (sample,)
+        return UNet2DOutput(sample=sample)
+
+    def _predict_noise(self, sample, timestep, encoder_hidden_states, projected_condition) -> torch.Tensor:
         if projected_condition is None:
             projected_condition = self.project_condition(encoder_hidden_states)
 
@@ -306,10 +316,12 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
             for resnet in block.resnets:
                 hidden_states = resnet(hidden_states, temb)
             if i == 0:
+                # expand_as: a condition of another size fails here rather than broadcasting silently
+                condition = projected_condition.expand_as(hidden_states)
                 if torch.is_grad_enabled():
-                    hidden_states = hidden_states + projected_condition
+                    hidden_states = hidden_states + condition
                 else:
-                    hidden_states = hidden_states.add_(projected_condition)  # a fresh block output, as above
+                    hidden_states = hidden_states.add_(condition)  # a fresh block output, as above
             skips.append(hidden_states)
             if block.downsampler is not None:
                 hidden_states = block.downsampler(hidden_states)
@@ -332,8 +344,4 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         else:
             hidden_states = mish_(hidden_states)  # a fresh convolution output, as in the blocks
         sample = self.conv_out(hidden_states)
-        if not input_is_channels_last:
-            sample = sample.contiguous()
-        if not return_dict:
-            return (sample,)
-        return UNet2DOutput(sample=sample)
+        return sample if input_is_channels_last else sample.contiguous()
