@@ -237,7 +237,7 @@ def test_argument_errors(model_dir, inputs, tmp_path, capsys):
 def test_pipeline_errors_name_the_options(option, value, message, model_dir, inputs, tmp_path, capsys):
     # checked once, by the pipeline's check_inputs; the command names the option the user typed
     out = tmp_path / "o"
-    assert upscale_cli(inputs / "odd.png", option, value, model_dir=model_dir, out=out) == 2
+    assert main(["upscale", str(inputs / "odd.png"), option, str(value), "-o", str(out), "--model", model_dir]) == 2
     error = capsys.readouterr().err
     assert f"srdiff upscale: error: {message}" in error
     assert not list(out.rglob("*.png"))
