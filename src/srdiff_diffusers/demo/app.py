@@ -68,6 +68,10 @@ def example_images(folder: Optional[Path] = None) -> List[str]:
     return [str(path) for path in paths]
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _refuse(message: str, title: str = "Error") -> gr.Error:
     """A message for the page; the server log does not need a traceback for each visitor's mistake."""
     return gr.Error(message, title=title, print_exception=False)
@@ -260,10 +264,10 @@ def build_demo(
         # 3. the page: slider, samples (when several), download, and what was done
         lr_w, lr_h = upload.width, upload.height
         hr_w, hr_h = result.after.size
-        what = f"the mean of {samples} samples" if show_mean and samples > 1 else f"{samples} sample(s)"
+        what = f"the mean of {samples} samples" if show_mean and samples > 1 else _count(samples, "sample")
         done = f"**{lr_w}x{lr_h} -> {hr_w}x{hr_h}** in {result.seconds:.1f} s: {what}, {SAMPLER_LABELS[sampler]}"
         seeds = f"seed {seed}" if samples == 1 else f"seeds {seed} to {seed + samples - 1} (sample k: seed + k)"
-        status = " ".join([f"{done}, {steps} steps, temperature {temperature:g}, {seeds}."] + upload.notes)
+        status = " ".join([f"{done}, {_count(steps, 'step')}, temperature {temperature:g}, {seeds}."] + upload.notes)
         gallery = gr.Gallery(value=result.samples if samples > 1 else None, visible=samples > 1)
         return (result.before, result.after), gallery, str(result.png), status
 
@@ -281,7 +285,7 @@ def build_demo(
         scale = demo_models.pipeline(label).upscale_factor
         return (
             f"{upload.width}x{upload.height} -> {upload.width * scale}x{upload.height * scale}: {_about(seconds)} on "
-            f"this server ({steps} steps, {samples} sample(s))."
+            f"this server ({_count(steps, 'step')}, {_count(samples, 'sample')})."
         )
 
     def cancel(request: gr.Request):
