@@ -5,7 +5,9 @@ For each LR size (`--sizes`, square, random smooth content: content does not cha
 1. one noise prediction for the whole image as the pipeline makes it (`tile_size="auto"`: tiles of at most 256 LR
    pixels above 256), after a warm-up call;
 2. one whole image with DDIM `--steps` steps (the same seed for both), its wall time, and the largest difference of
-   the two results in gray levels (uint8, as saved).
+   the two results in gray levels (uint8, as saved);
+3. for a one-step model (`--model bicubic-1step --steps 1`), one whole image through its `upscaler.onnx`, the single
+   image-to-image graph (untiled), after a warm-up call on a small image.
 
 Both run with `--threads` intra-op threads (torch: `torch.set_num_threads`; onnxruntime: `intra_op_num_threads`, its
 idle threads waiting passively as torch's do with `OMP_WAIT_POLICY=PASSIVE`, which the command line below sets);
@@ -13,6 +15,7 @@ times are wall clock (onnxruntime's threads are not the caller's, so the CPU tim
 so on a shared machine they include its other load: one run, A and B back to back.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_onnx.py --sizes 128 512 --steps 10 --json onnx_bench.json
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_onnx.py --model bicubic-1step --steps 1 --sizes 128 512
 """
 
 import argparse
@@ -49,6 +52,22 @@ def one_step_seconds(pipe, lr01: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
+def upscaler_seconds(session, image: np.ndarray, torch_pipe) -> float:
+    """One whole image through `upscaler.onnx` (untiled), after a warm-up call on a small image."""
+    from srdiff_diffusers.pipelines.sizes import padded_size
+
+    def run(lr: np.ndarray) -> None:
+        height, width = padded_size(*lr.shape[:2], torch_pipe.unet)
+        scale = torch_pipe.upscale_factor
+        noise = np.random.default_rng(0).standard_normal((1, 3, scale * height, scale * width), dtype=np.float32)
+        session.run(None, {"input": np.ascontiguousarray(lr.transpose(2, 0, 1)[None]), "noise": noise})
+
+    run(image[:32, :32])
+    start = time.perf_counter()
+    run(image)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="bicubic", help="A saved SRDiffPipeline folder or a shipped model's name.")
@@ -70,6 +89,12 @@ def main() -> None:
         folder = export_onnx(torch_pipe, os.path.join(tmp, "onnx"))
         export_seconds = time.perf_counter() - start
         onnx_pipe = OnnxSRDiffPipeline.from_pretrained(folder, sess_options=passive_session_options(args.threads))
+        upscaler = None  # a one-step model's single image -> image graph, as ONNX GAN upscalers are run
+        if os.path.exists(os.path.join(folder, "upscaler.onnx")):
+            import onnxruntime
+
+            options = passive_session_options(args.threads)
+            upscaler = onnxruntime.InferenceSession(os.path.join(folder, "upscaler.onnx"), options)
     pipes = {"torch": torch_pipe, "onnxruntime": onnx_pipe}
     for pipe in pipes.values():
         pipe.scheduler = pipe.fast_scheduler("ddim")
@@ -89,6 +114,9 @@ def main() -> None:
             row[f"{name} image s"] = time.perf_counter() - start
             results[name] = np.round(output.images[0] * 255).astype(np.int16)
             print(f"{size}: {name} done ({row[f'{name} step s']:.2f} s/step, {row[f'{name} image s']:.1f} s/image)")
+        if upscaler is not None:
+            row["upscaler.onnx image s"] = upscaler_seconds(upscaler, image, torch_pipe)
+            print(f"{size}: upscaler.onnx done ({row['upscaler.onnx image s']:.1f} s/image)")
         row["step speed-up"] = row["torch step s"] / row["onnxruntime step s"]
         row["image speed-up"] = row["torch image s"] / row["onnxruntime image s"]
         row["max gray diff"] = int(np.abs(results["torch"] - results["onnxruntime"]).max())

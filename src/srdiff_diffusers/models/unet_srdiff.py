@@ -316,7 +316,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
             for resnet in block.resnets:
                 hidden_states = resnet(hidden_states, temb)
             if i == 0:
-                # expand_as: a condition of another size fails here rather than broadcasting silently
+                # expand_as: a condition of batch 2 for a sample of batch 1 fails here instead of broadcasting
                 condition = projected_condition.expand_as(hidden_states)
                 if torch.is_grad_enabled():
                     hidden_states = hidden_states + condition
