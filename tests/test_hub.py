@@ -364,3 +364,16 @@ def test_srdiff_push_refuses_a_bad_folder_or_id_before_any_upload(tmp_path, monk
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("srdiff push: error: ") and message in lines[0], lines
     assert hub.repos == [] and hub.commits == []
+
+
+def test_srdiff_push_without_the_hub_is_one_line(tmp_path, monkeypatch, capsys):
+    def unreachable(api, repo_id, **kwargs):
+        raise huggingface_hub.errors.HTTPError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", unreachable)
+    folder = tmp_path / "model"
+    shutil.copytree(OLD_FOLDER, folder)
+    assert srdiff(["push", str(folder), "user/name"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "could not upload to the Hugging Face Hub (" in lines[0], lines
+    assert "Name or service not known" in lines[0] and "hf auth login" in lines[0]

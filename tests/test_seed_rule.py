@@ -92,3 +92,15 @@ def test_the_stored_defaults_are_what_python_the_cli_and_the_demo_use(tmp_path):
         False, False, defaults.temperature, on_step=lambda done, total: None, cancel=threading.Event(),
     )  # fmt: skip
     assert result.png.read_bytes() == (tmp_path / "python.png").read_bytes()
+
+
+def test_the_seed_range_is_torchs():
+    from srdiff_diffusers.seeds import MAX_SEED, sample_generators, sample_seeds
+
+    torch.Generator().manual_seed(MAX_SEED)  # the largest seed torch takes ...
+    with pytest.raises(Exception):
+        torch.Generator().manual_seed(MAX_SEED + 1)  # ... and one more it refuses
+    assert len(sample_generators(MAX_SEED - 1, 2)) == 2
+    for seed, count in [(MAX_SEED, 2), (-1, 1)]:
+        with pytest.raises(ValueError, match="a seed must be a non-negative integer up to"):
+            sample_seeds(seed, count)

@@ -19,8 +19,9 @@ COMMANDS = {
     "upscale": "Super-resolve images with an SRDiff model.",
     "convert": "Convert an original SRDiff checkpoint (LeiaLi/SRDiff) to a diffusers folder.",
     "evaluate": "Compute PSNR/SSIM/LPIPS/LR-PSNR/diversity on a data set and write a report.",
-    "train": "Train SRDiff: `--stage rrdb` (the encoder), then `--stage diffusion` (the noise predictor).",
-    "export": "Export a stage-diffusion checkpoint (or the mean of several) as a pipeline folder.",
+    "train": "Train SRDiff: `--stage rrdb` (the encoder), `--stage diffusion` (the noise predictor), and optionally "
+    "`--stage distill` (a one-step student of a trained model).",
+    "export": "Export a diffusion or distill checkpoint (or the mean of several) as a pipeline folder.",
     "export-onnx": "Export a pipeline as ONNX graphs (encoder, U-Net; a whole upscaler for one-step models).",
     "model-card": "Write the model card of an exported model.",
     "degrade": "Make LR test images from HR ones (real-world degradations or MATLAB bicubic), reproducibly.",

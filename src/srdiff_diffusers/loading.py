@@ -21,7 +21,7 @@ from .matlab_resize import imresize
 from .image_processor import SIXTEEN_BIT_MODES, SRDiffImageProcessor
 from .io import open_image
 from .pipelines import SRDiffPipeline
-from .pretrained import DEFAULT_MODEL_PATH, resolve_model
+from .pretrained import DEFAULT_MODEL_PATH, SHIPPED_MODELS, resolve_model
 
 # Sampler names of the commands and the demo, the scheduler class each stands for, and its default step count.
 SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
@@ -98,7 +98,8 @@ def load_pipeline(model: Optional[str], dtype: torch.dtype = torch.float32, back
     path = Path(model).expanduser()
     if not path.is_dir() and (path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1):
         # Not a folder and not shaped like a Hub id ("owner/name").
-        raise FileNotFoundError(f"--model {model}: no such model folder")
+        shipped = ", ".join(SHIPPED_MODELS)
+        raise FileNotFoundError(f"--model {model}: no such model folder (the shipped models are {shipped})")
     try:
         return pipeline_from_pretrained(str(path) if path.is_dir() else model, dtype)
     except (OSError, ValueError) as error:

@@ -13,14 +13,19 @@ from typing import List
 import torch
 
 
-def check_seed(seed: int) -> None:
-    if int(seed) < 0:
-        raise ValueError(f"a seed must be a non-negative integer, got {seed}")
+MAX_SEED = 2**64 - 1  # the largest seed torch's generators take
+
+
+def check_seed(seed: int, count: int = 1) -> None:
+    """`seed` must be a whole number such that it and the `count - 1` seeds after it are seeds torch takes."""
+    if not 0 <= int(seed) <= MAX_SEED - (count - 1):
+        samples = f" (samples k = 0 .. {count - 1} use seed + k)" if count > 1 else ""
+        raise ValueError(f"a seed must be a non-negative integer up to {MAX_SEED - (count - 1)}{samples}, got {seed}")
 
 
 def sample_seeds(seed: int, count: int) -> List[int]:
     """The torch seeds of samples 0 .. count - 1 of one image: `seed + k`."""
-    check_seed(seed)
+    check_seed(seed, count)
     return [int(seed) + k for k in range(count)]
 
 

@@ -18,8 +18,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output-dir", required=True, help="Where the LR images go (same relative names, PNG).")
     parser.add_argument(
         "--degradation", choices=("realistic", "mild", "bicubic"), default="realistic",
-        help="realistic: Real-ESRGAN's second-order blur, resize, noise and JPEG; mild: one order of slight blur, "
-        "noise (sigma 2-8) and JPEG (50-80), as phone and web photos; bicubic: MATLAB bicubic.",
+        help="realistic (the default): Real-ESRGAN's second-order blur, resize, noise and JPEG; mild: one order of "
+        "slight blur, noise (sigma 2-8) and JPEG (50-80), as phone and web photos; bicubic: MATLAB bicubic.",
     )  # fmt: skip
     parser.add_argument("--degradation-config", default=None, help="A JSON file overriding the realistic ranges.")
     parser.add_argument("--scale", type=int, default=4, help="Downscaling factor (default: 4).")

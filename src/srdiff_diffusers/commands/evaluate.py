@@ -46,7 +46,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--image-column", default="image", help="HR image column of --dataset (default: image).")
     parser.add_argument(
         "--model",
-        help="A shipped model's name (bicubic) or a saved SRDiffPipeline folder; without it, only bicubic is evaluated.",
+        help="A shipped model's name (bicubic-1step, bicubic) or a saved SRDiffPipeline folder; without it, only "
+        "bicubic is evaluated.",
     )
     parser.add_argument("--scale", type=int, help="SR factor; defaults to the model's and must match it.")
     parser.add_argument(
@@ -66,7 +67,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "PSNR, less detail); needs --num-samples 2 or more.",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="Base seed; each image's seed derives from it and the image's name."
+        "--seed", type=int, default=0, help="Seed: sample k of every image is drawn with seed + k (default 0)."
     )
     parser.add_argument("--max-images", type=int, help="Evaluate only the first N images (sorted by name).")
     parser.add_argument(
@@ -112,7 +113,7 @@ def match_lr(hr_files: List[Path], lr_dir: Path, scale: Optional[int]) -> List[P
     if missing:
         raise ValueError(
             f"--lr-dir {lr_dir} has no LR image for {len(missing)} HR image(s), e.g. {missing[0]}; LR files must "
-            f"have the HR file's name (or name + 'x{scale}')"
+            f"have the HR file's name" + (f" (or name + 'x{scale}')" if scale else "")
         )
     return matched
 
@@ -378,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     # 5. reports
-    source = Path(args.hr_dir).parent.name if args.hr_dir else args.dataset
+    source = Path(args.hr_dir).resolve().parent.name if args.hr_dir else args.dataset
     write_reports(results, output_dir, title=f"SR evaluation on {source}")
     print((output_dir / "results.md").read_text(encoding="utf-8"))
     settings = results["settings"]

@@ -7,7 +7,8 @@ import argparse
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", metavar="MODEL", help="A saved SRDiffPipeline folder, or a shipped model's name (bicubic)."
+        "model", metavar="MODEL",
+        help="A saved SRDiffPipeline folder, or a shipped model's name (bicubic-1step, bicubic).",
     )
     parser.add_argument("-o", "--output-dir", required=True, help="The folder to write (must not exist, or be empty).")
     parser.add_argument("--opset", type=int, default=17, help="The ONNX opset (13 to 20; default 17).")

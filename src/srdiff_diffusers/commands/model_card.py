@@ -4,7 +4,7 @@
 training run never finished: the training command, the run's loss log up to the exported step, and an evaluation.
 
     srdiff model-card MODEL_DIR --run_dir runs/srdiff --global_step 4000 \\
-        --training_command "python examples/train_srdiff.py --stage diffusion ..." \\
+        --training_command "srdiff train --stage diffusion ..." \\
         --evaluation reports/set14/results.md
 """
 
@@ -18,7 +18,7 @@ DESCRIPTION = "Write the model card of an exported SRDiff model."
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="The exported pipeline folder; README.md is written there.")
-    parser.add_argument("--training_command", required=True, help="The `python examples/train_srdiff.py ...` line.")
+    parser.add_argument("--training_command", required=True, help="The training command line (`srdiff train ...`).")
     parser.add_argument("--run_dir", required=True, help="The run's --output_dir (for its loss log).")
     parser.add_argument("--global_step", type=int, required=True, help="The step of the exported checkpoint.")
     parser.add_argument("--evaluation", help="A markdown file for the evaluation section (e.g. results.md).")

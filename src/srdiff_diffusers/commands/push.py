@@ -14,6 +14,11 @@ import os
 
 from huggingface_hub.utils import validate_repo_id
 
+try:  # huggingface_hub >= 1 speaks httpx: one base class for connection and HTTP status errors
+    from huggingface_hub.errors import HTTPError as HubRequestError
+except ImportError:  # earlier releases speak requests
+    from requests import RequestException as HubRequestError
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="A saved SRDiff pipeline folder (`save_pretrained`, `srdiff convert`, ...).")
@@ -36,12 +41,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model_dir!r} is not a folder: give a saved SRDiff pipeline folder.")
     check_pipeline_folder(args.model_dir)
     validate_repo_id(args.repo_id)  # a malformed id is a one-line error here, not an HTTP error after the check
-    repo_id = hub.create_repo(args.repo_id, private=args.private or None, token=args.token)
-    files = hub.hub_files(args.model_dir, card=hub.pipeline_card(args.model_dir, hub_model_id=repo_id))
-    if args.update_folder:
-        hub.make_hub_native(args.model_dir, card=hub.pipeline_card(args.model_dir))
-    url = hub.upload_folder(
-        args.model_dir, repo_id, extra_files=files, token=args.token, commit_message=args.commit_message
-    )
+    try:
+        repo_id = hub.create_repo(args.repo_id, private=args.private or None, token=args.token)
+        files = hub.hub_files(args.model_dir, card=hub.pipeline_card(args.model_dir, hub_model_id=repo_id))
+        if args.update_folder:
+            hub.make_hub_native(args.model_dir, card=hub.pipeline_card(args.model_dir))
+        url = hub.upload_folder(
+            args.model_dir, repo_id, extra_files=files, token=args.token, commit_message=args.commit_message
+        )
+    except HubRequestError as error:  # no connection, no login, no write access: the user's to fix, not a bug
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise OSError(
+            f"could not upload to the Hugging Face Hub ({reason}); check the connection and the login "
+            "(`hf auth login`, or --token with write access)"
+        ) from None
     print(f"Uploaded {args.model_dir} to https://huggingface.co/{repo_id} ({url})")
     return 0

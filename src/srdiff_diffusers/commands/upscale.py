@@ -20,7 +20,7 @@ from ..loading import (
     read_image,
     to_pil,
 )
-from ..seeds import sample_generators, sample_seeds
+from ..seeds import check_seed, sample_generators, sample_seeds
 from .sampling_options import add_sampling_arguments, pipeline_errors_as_options
 from .speed import add_speed_arguments, apply_speed_arguments, resolve_device, torch_dtype
 
@@ -34,8 +34,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="A shipped model's name (bicubic), a saved SRDiffPipeline folder or a Hub id; defaults to the shipped "
-        "default model.",
+        help="A shipped model's name (bicubic-1step, bicubic), a saved SRDiffPipeline folder or a Hub id; defaults to "
+        "the shipped default model.",
     )
     add_sampling_arguments(parser, fallback="ddim")
     parser.add_argument(
@@ -178,8 +178,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.seed is not None and args.seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.seed is not None:
+        check_seed(args.seed, args.num_samples)
     if args.overwrite and args.skip_existing:
         raise ValueError("--overwrite replaces existing outputs and --skip-existing keeps them; pass one of them")
     if args.strength is not None and args.init_image is None:

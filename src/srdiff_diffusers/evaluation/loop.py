@@ -24,7 +24,7 @@ from ..matlab_resize import imresize
 from ..argument_checks import is_int
 from ..image_processor import SRDiffImageProcessor
 from ..io import open_image
-from ..seeds import sample_generators
+from ..seeds import check_seed, sample_generators
 from .metrics import Y_SSIM_WINDOW, diversity_sigma_torch, lr_psnr_torch, psnr_torch, ssim_torch
 from .perceptual import LPIPSScorer
 
@@ -444,10 +444,9 @@ def evaluate_pipeline(
     if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     num_samples = int(num_samples)
-    if not is_int(seed) or seed < 0:
-        raise ValueError(
-            f"`seed` must be an integer >= 0 (each image's generator is seeded from it), got {seed!r}."
-        )
+    if not is_int(seed):
+        raise ValueError(f"`seed` must be an integer >= 0 (sample k of each image uses seed + k), got {seed!r}.")
+    check_seed(seed, num_samples)
     if "srdiff_mean" in methods and num_samples < 2:
         raise ValueError(
             f"The mean of SRDiff samples needs `num_samples` >= 2 (CLI: --num-samples), got {num_samples}."

@@ -134,7 +134,7 @@ def markdown_table(results: dict, title: Optional[str] = None) -> str:
     if settings.get("num_inference_steps"):
         lines += [
             "",
-            f"SRDiff: {settings['num_inference_steps']} steps, {settings.get('scheduler')}, "
+            f"SRDiff: {settings['num_inference_steps']} step(s), {settings.get('scheduler')}, "
             f"{settings.get('num_samples')} sample(s) per image, seed {settings.get('seed')}"
             + (f", temperature {settings['temperature']:g}." if settings.get("temperature", 1) != 1 else "."),
         ]

@@ -214,7 +214,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         return self.condition_projection(encoder_hidden_states)
 
     def check_inputs(self, sample, timestep, encoder_hidden_states, projected_condition) -> None:
-        """Names the argument of `forward` at fault; run by `forward` only after torch has failed on them."""
+        """Names the argument of `forward` at fault; `forward` runs it only after a failure."""
         if not torch.is_tensor(sample) or sample.ndim != 4 or sample.shape[1] != self.config.in_channels:
             shape = tuple(sample.shape) if torch.is_tensor(sample) else type(sample).__name__
             raise ValueError(f"`sample` must be a (batch, {self.config.in_channels}, H, W) tensor, got {shape}.")
@@ -284,7 +284,7 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
         try:
             sample = self._predict_noise(sample, timestep, encoder_hidden_states, projected_condition)
         except (RuntimeError, TypeError, ValueError, IndexError, AttributeError):
-            # Checked only once torch has failed, so a denoising step pays nothing; this says which argument and why.
+            # Checked only after a failure, so that denoising steps do not pay for it; this names the argument at fault.
             self.check_inputs(sample, timestep, encoder_hidden_states, projected_condition)
             raise
         if not return_dict:
@@ -316,8 +316,10 @@ class SRDiffUNet2DModel(StrictLoadingMixin, ReadableWeightsMixin, ModelMixin, Co
             for resnet in block.resnets:
                 hidden_states = resnet(hidden_states, temb)
             if i == 0:
-                # expand_as: a condition of batch 2 for a sample of batch 1 fails here instead of broadcasting
-                condition = projected_condition.expand_as(hidden_states)
+                # the one mistake torch would not report: a condition it can broadcast (size 1, fewer dimensions)
+                if projected_condition.shape[1:] != hidden_states.shape[1:]:
+                    raise ValueError(f"The projected condition is {tuple(projected_condition.shape)}.")
+                condition = projected_condition.expand_as(hidden_states)  # batch 1 serves all; another batch fails
                 if torch.is_grad_enabled():
                     hidden_states = hidden_states + condition
                 else:
