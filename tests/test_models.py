@@ -73,13 +73,13 @@ def test_unet_rejects_bad_sizes():
         unet(torch.randn(1, 3, 16, 16), 1, projected_condition=torch.randn(1, 4, 16, 16))
 
 
-
 @pytest.mark.parametrize("grad", [True, False])
 @pytest.mark.parametrize("shape", [(8,), (8, 1, 1), (1, 8, 1, 1), (1, 1, 16, 16), (8, 16, 16), (2, 8, 16, 16)])
 def test_unet_refuses_a_condition_torch_would_broadcast(shape, grad):
     unet, _ = tiny_components(4)  # base width 8
     with torch.set_grad_enabled(grad), pytest.raises(ValueError, match="projected condition is|give 1 or 1"):
         unet(torch.randn(1, 3, 16, 16), 1, projected_condition=torch.randn(*shape))
+
 
 def test_unet_checks_its_inputs_only_when_torch_fails(monkeypatch):
     pipe = tiny_pipeline(4)
