@@ -236,11 +236,11 @@ def test_argument_errors(model_dir, inputs, tmp_path, capsys):
 )
 def test_pipeline_errors_name_the_options(option, value, message, model_dir, inputs, tmp_path, capsys):
     # checked once, by the pipeline's check_inputs; the command names the option the user typed
-    out = tmp_path / "o"
-    assert main(["upscale", str(inputs / "odd.png"), option, str(value), "-o", str(out), "--model", model_dir]) == 2
-    error = capsys.readouterr().err
-    assert f"srdiff upscale: error: {message}" in error
-    assert not list(out.rglob("*.png"))
+    for name, source in [("file", [str(inputs / "odd.png")]), ("sample", ["--sample", "astronaut"])]:
+        out = tmp_path / name
+        assert main(["upscale", *source, option, str(value), "-o", str(out), "--model", model_dir]) == 2
+        assert f"srdiff upscale: error: {message}" in capsys.readouterr().err
+        assert not out.exists()  # refused: no folder, no sample LR image, nothing to clean up
 
 
 def test_bfloat16_runs_the_networks_in_bfloat16_close_to_float32(model_dir, inputs, tmp_path):

@@ -267,8 +267,7 @@ def run(args: argparse.Namespace) -> int:
         job.todo = [k for k in range(len(job.outputs)) if args.overwrite or k not in existing]
     pending = [job for job in jobs if job.todo]
     manifest = Manifest(args.manifest, state.process_index) if args.manifest else None
-    if state.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
+    if state.is_main_process:  # the folders are made as outputs are written: a refused run leaves none behind
         remove_stale_temporaries([output for job in jobs for output in job.outputs])
         if manifest is not None:
             manifest.merge()  # the parts a killed run left
@@ -326,15 +325,7 @@ def upscale_batch(pipe, batch: List[Job], args, settings: Settings, scale: int, 
     """One pipeline call for a batch of same-size jobs; writes each output atomically, then records it."""
     from tqdm.auto import tqdm
 
-    images = []
-    for job in batch:
-        if job.path is None:
-            _, image = load_sample(args.sample, scale)
-            if len(job.outputs) - 1 in job.todo:
-                save_png(image, job.outputs[-1])
-        else:
-            image = read_image(job.path)
-        images.append(image)
+    images = [read_image(job.path) if job.path is not None else load_sample(args.sample, scale)[1] for job in batch]
     generator = None
     if args.seed is not None:
         # The seed rule (seeds.py): sample k of every image from seed + k, whatever the other images, the batch or the
@@ -368,5 +359,7 @@ def upscale_batch(pipe, batch: List[Job], args, settings: Settings, scale: int, 
             written.append(job.outputs[k])
             if manifest is not None:
                 manifest.append(manifest_record(job, k, args, settings, seconds, len(batch), process_index))
+        if job.path is None and len(job.outputs) - 1 in job.todo:  # the sample's LR image, once the run succeeded
+            save_png(images[position], job.outputs[-1])
         source = job.path if job.path is not None else "sample " + job.relative
         tqdm.write(f"{source} -> {', '.join(str(p) for p in written)}")
