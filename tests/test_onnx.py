@@ -238,7 +238,7 @@ def test_wrong_folders_get_clear_errors(teacher, tmp_path):
         OnnxSRDiffPipeline.from_pretrained(tmp_path / "missing")
     saved = tmp_path / "saved"
     pipe.save_pretrained(saved)
-    with pytest.raises(FileNotFoundError, match="export it first"):
+    with pytest.raises(FileNotFoundError, match=r"export it first, `srdiff export-onnx \S*saved -o \S*saved-onnx`"):
         OnnxSRDiffPipeline.from_pretrained(saved)
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()

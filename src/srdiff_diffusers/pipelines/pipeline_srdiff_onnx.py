@@ -52,11 +52,11 @@ def read_onnx_config(folder: Union[str, os.PathLike]) -> dict:
         raise FileNotFoundError(f"{folder}: no such folder; make one with `srdiff export-onnx MODEL -o {folder}`.")
     config_file = folder / ONNX_CONFIG_NAME
     if not config_file.is_file():
-        hint = " (an SRDiffPipeline folder: export it first)" if (folder / "model_index.json").is_file() else ""
-        raise FileNotFoundError(
-            f"{folder} has no {ONNX_CONFIG_NAME}, so it is not an ONNX export of an SRDiff model{hint}; make one with "
-            f"`srdiff export-onnx MODEL -o {folder}`."
-        )
+        if (folder / "model_index.json").is_file():  # the torch folder itself: export it next to it
+            how = f"an SRDiffPipeline folder: export it first, `srdiff export-onnx {folder} -o {folder}-onnx`"
+        else:
+            how = f"make one with `srdiff export-onnx MODEL -o {folder}`"
+        raise FileNotFoundError(f"{folder} has no {ONNX_CONFIG_NAME}, so it is not an ONNX export of SRDiff; {how}.")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
