@@ -38,9 +38,9 @@ from .matlab_resize import resize_weights
 from .pipelines.sizes import lr_size_rule, padded_size
 from .io import atomic_write, make_staging_dir
 from .pipelines.pipeline_srdiff_onnx import GRAPH_FILES, ONNX_CONFIG_NAME, ONNX_FORMAT_VERSION
+from .pipelines.pipeline_srdiff_onnx import TORCH_DTYPES as DTYPES
 
 DEFAULT_OPSET = 17
-DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def is_one_step(pipe) -> bool:
@@ -214,7 +214,7 @@ class OneStepUpscalerGraph(nn.Module):
 def _load_pipeline(pipe_or_path):
     from .pipelines import SRDiffPipeline
     from .pipelines.pipeline_folder import check_pipeline_folder
-    from .pretrained import resolve_model
+    from .pretrained import SHIPPED_MODELS, resolve_model
 
     if isinstance(pipe_or_path, SRDiffPipeline):
         return pipe_or_path
@@ -224,8 +224,9 @@ def _load_pipeline(pipe_or_path):
         )
     folder = Path(resolve_model(pipe_or_path)).expanduser()
     if not folder.is_dir():
+        shipped = ", ".join(SHIPPED_MODELS)
         raise FileNotFoundError(
-            f"{pipe_or_path}: no such model folder; pass a saved SRDiffPipeline folder (or `bicubic`, the shipped one)."
+            f"{pipe_or_path}: no such model folder; pass a saved SRDiffPipeline folder or a shipped model ({shipped})."
         )
     if (folder / ONNX_CONFIG_NAME).is_file():
         raise ValueError(f"{folder} is already an ONNX export; export from the SRDiffPipeline folder it was made from.")
@@ -373,8 +374,10 @@ def export_onnx(
         if model.dtype != torch_dtype:
             verbosity = diffusers_logging.get_verbosity()
             diffusers_logging.set_verbosity_error()  # its advice to load in the dtype does not apply to a copy
-            model.to(torch_dtype)
-            diffusers_logging.set_verbosity(verbosity)
+            try:
+                model.to(torch_dtype)
+            finally:
+                diffusers_logging.set_verbosity(verbosity)
     scale = pipe.upscale_factor
     lr_multiple, min_lr = lr_size_rule(pipe.unet)
     # Example inputs of an odd-ish size and batch 2, so that nothing is specialised to 1.

@@ -25,8 +25,9 @@ GRAPH_FILES = {
     "unet": "unet.onnx",
     "upscaler": "upscaler.onnx",
 }
+# The precisions an export can have (`export_onnx(dtype=...)`), as torch and numpy dtypes.
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
-_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def _import_onnxruntime():
@@ -94,7 +95,7 @@ class _OnnxModel:
     def __init__(self, session, config: dict, dtype: str):
         self.session = session
         self.config = FrozenDict(config)
-        self.dtype = _TORCH_DTYPES[dtype]
+        self.dtype = TORCH_DTYPES[dtype]
         self.device = torch.device("cpu")
         self._numpy_dtype = _NUMPY_DTYPES[dtype]
 
