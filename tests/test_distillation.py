@@ -147,10 +147,9 @@ def test_a_teacher_of_another_noise_schedule_is_refused(tmp_path, capsys):
 
     from srdiff_diffusers.cli import main
 
-    unet, encoder = tiny_pipeline().unet, tiny_pipeline().encoder
-    SRDiffPipeline(unet=unet, encoder=encoder, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(
-        tmp_path / "teacher"
-    )
+    tiny = tiny_pipeline()
+    teacher = SRDiffPipeline(unet=tiny.unet, encoder=tiny.encoder, scheduler=DDPMScheduler(num_train_timesteps=1000))
+    teacher.save_pretrained(tmp_path / "teacher")
     data = write_images(tmp_path / "hr", 2, size=(40, 36))
     argv = ["train", "--stage", "distill", "--teacher", str(tmp_path / "teacher"), "--train_data_dir", str(data),
             "--output_dir", str(tmp_path / "o"), "--resolution", "32", "--report_to", "none", "--max_train_steps", "1"]
